@@ -1,0 +1,76 @@
+"""Call-control actions: Pause and Hangup (spec 02c §3, 02b §2)."""
+from __future__ import annotations
+
+from typing import Any
+
+from chimevoice.engine.errors import INVALID_ACTION_PARAMETER, MSG_DURATION, ActionError
+from chimevoice.engine.values import ParamError, is_blank, opt_int
+
+from .base import Action
+
+PAUSE_MIN_MS = 100
+PAUSE_MAX_MS = 30000
+HANGUP_CODES = (0, 480, 486)
+
+
+class Pause(Action):
+    """Wait DurationInMilliseconds (100–30000, 04 §4 row 16) on the target leg.
+
+    Interruptible. On an unanswered inbound leg it answers first, so the caller
+    hears silence rather than ringback (docs/decisions.md)."""
+    type_name = "Pause"
+    interruptible = True
+
+    def start(self) -> None:
+        try:
+            ms = opt_int(self.params, "DurationInMilliseconds", "DurationInMilliSeconds")
+        except ParamError:
+            raise ActionError(INVALID_ACTION_PARAMETER, MSG_DURATION) from None
+        if not PAUSE_MIN_MS <= ms <= PAUSE_MAX_MS:
+            raise ActionError(INVALID_ACTION_PARAMETER, MSG_DURATION)
+        self.leg = self.ctx.resolve_leg()
+        self.ms = ms
+        self.timer = self.ctx.timer_name("pause")
+        if self.ctx.answer(self.leg):
+            self._arm()
+
+    def on_media_ready(self, call_id: str) -> None:
+        if call_id == self.leg.call_id:
+            self._arm()
+
+    def _arm(self) -> None:
+        self.ctx.start_timer(self.timer, self.ms / 1000.0)
+
+    def on_timer(self, name: str) -> None:
+        if name == self.timer:
+            self.ctx.succeed()
+
+    def stop(self) -> None:
+        if hasattr(self, "timer"):
+            self.ctx.cancel_timer(self.timer)
+
+
+class Hangup(Action):
+    """End one leg with SipResponseCode 0, 480 or 486 (02b §2; reading 28 of 02b §4).
+
+    The list ends here; the handler then gets HANGUP for the leg."""
+    type_name = "Hangup"
+    answers_call = False
+
+    def start(self) -> None:
+        code = self._code(self.params.get("SipResponseCode", self.params.get("SipStatusCode")))
+        leg = self.ctx.resolve_leg()
+        self.ctx.hang_up(leg, code)
+        self.ctx.end_list()
+
+    @staticmethod
+    def _code(value: Any) -> int:
+        if is_blank(value):
+            return 0
+        try:
+            code = opt_int({"c": value}, "c")
+        except ParamError:
+            raise ActionError(INVALID_ACTION_PARAMETER, "SipResponseCode parameter is invalid.") from None
+        if code not in HANGUP_CODES:
+            raise ActionError(INVALID_ACTION_PARAMETER, "SipResponseCode parameter is invalid.")
+        return code

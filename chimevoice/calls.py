@@ -1,0 +1,305 @@
+"""The asyncio driver: SIP events in, engine commands out.
+
+:class:`CallManager` owns the live transactions. For each SIP event it finds
+the transaction, feeds the engine, and carries out the commands the engine
+queued: SIP operations through the :class:`~chimevoice.sip.endpoint.SipEndpoint`
+facade, handler invocations through :mod:`lambda_bridge`, audio preparation in
+a thread pool, timers with ``loop.call_later``, CDRs when a transaction ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from lambda_bridge import InvocationError, Invoker
+
+from .actions import REGISTRY
+from .cdr import CdrWriter, build_record
+from .config import Config
+from .engine import commands as c
+from .engine.events import Participant
+from .engine.transaction import Limits, Target, Transaction
+from .media.audio import AudioCache, AudioSourceError
+from .media.storage import BucketStore
+from .metrics import Metrics
+from .routing import Rejection, route_call
+from .sip import events as ev
+
+log = structlog.get_logger("chimevoice.calls")
+
+
+class SipControl(Protocol):
+    def ring(self, leg_id: str) -> None: ...
+    def answer(self, leg_id: str) -> None: ...
+    def reject(self, leg_id: str, status_code: int, headers: tuple[tuple[str, str], ...] = ()) -> None: ...
+    def disconnect(self, leg_id: str, cause: int = 0) -> None: ...
+    def play(self, leg_id: str, play_id: str, path: str, repeat: int = 1) -> None: ...
+    def stop_play(self, leg_id: str, play_id: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _LegRecord:
+    call: ev.IncomingCall
+    start_ms: int
+    answer_ms: int | None = None
+    end_ms: int | None = None
+    status_code: int = 0
+    hangup_source: str = "system"
+
+
+@dataclass(slots=True)
+class _Live:
+    tx: Transaction
+    route_rule_id: str
+    trigger_type: str
+    connector_id: str
+    called: str
+    caller: str
+    log: Any
+    legs: dict[str, _LegRecord] = field(default_factory=dict)
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+
+class CallManager:
+    def __init__(self, cfg: Config, sip: SipControl, invokers: dict[str, Invoker], *,
+                 audio: AudioCache, buckets: BucketStore, cdr: CdrWriter, metrics: Metrics,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.cfg = cfg
+        self.sip = sip
+        self.invokers = invokers
+        self.audio = audio
+        self.buckets = buckets
+        self.cdr = cdr
+        self.metrics = metrics
+        self.loop = loop or asyncio.get_event_loop()
+        self.live: dict[str, _Live] = {}            # leg id (= Chime CallId) -> transaction
+        self.by_tx: dict[str, _Live] = {}
+        self.accepting = True
+        self.auth_secret = secrets.token_bytes(32)
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audio")
+        self.limits = Limits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    # -- SIP events (called on the loop) -----------------------------------
+    def on_sip_event(self, event: ev.SipEvent) -> None:
+        try:
+            if isinstance(event, ev.IncomingCall):
+                self._incoming(event)
+                return
+            live = self.live.get(event.leg_id)
+            if live is None:
+                return
+            tx = live.tx
+            rec = live.legs.get(event.leg_id)
+            if isinstance(event, ev.MediaReady):
+                if rec is not None and rec.answer_ms is None:
+                    rec.answer_ms = _now_ms()
+                    self.metrics.observe("call_setup_seconds", (rec.answer_ms - rec.start_ms) / 1000)
+                tx.leg_media_ready(event.leg_id)
+            elif isinstance(event, ev.CallDisconnected):
+                if rec is not None:
+                    rec.end_ms = _now_ms()
+                    rec.status_code = event.status_code
+                    rec.hangup_source = "caller" if event.by_remote else "application"
+                self.live.pop(event.leg_id, None)
+                tx.leg_disconnected(event.leg_id, by_remote=event.by_remote)
+            elif isinstance(event, ev.DtmfReceived):
+                live.log.info("dtmf_received", digit=event.digit, method=event.method)
+                tx.dtmf(event.leg_id, event.digit)
+            elif isinstance(event, ev.PlaybackFinished):
+                tx.playback_finished(event.leg_id, event.play_id)
+            elif isinstance(event, ev.CommandFailed):
+                tx.sip_command_failed(event.leg_id, event.command, event.message)
+            else:
+                return
+            self._run(live)
+        except Exception:  # noqa: BLE001 - one call's bug must not stop the daemon
+            log.exception("sip_event_failed", sip_event=type(event).__name__)
+
+    def _incoming(self, call: ev.IncomingCall) -> None:
+        self.metrics.inc("sip_invites_total")
+        if not self.accepting:
+            self.sip.reject(call.leg_id, 503, (("Retry-After", "5"),))
+            self.metrics.inc("calls_rejected_total", code="503")
+            return
+        route = route_call(self.cfg, call, auth_secret=self.auth_secret)
+        if isinstance(route, Rejection):
+            level = log.info if route.status_code == 401 else log.warning
+            level("call_rejected", sip_status=route.status_code, reason=route.reason,
+                  source=f"{call.source_ip}:{call.source_port}", transport=call.transport,
+                  request_uri=call.request_uri, sip_call_id=call.sip_call_id)
+            self.sip.reject(call.leg_id, route.status_code, route.headers)
+            self.metrics.inc("calls_rejected_total", code=str(route.status_code))
+            return
+        tx_id = str(uuid.uuid4())
+        start_ms = _now_ms()
+        participant = Participant(call.leg_id, "LEG-A", route.called, route.caller, "Inbound",
+                                  start_ms, sip_headers=dict(call.sip_headers) or None)
+        targets = [Target(app.id, app.aws_account_id, app.aws_region) for app in route.applications]
+        tx = Transaction(transaction_id=tx_id, leg_a=participant, targets=targets,
+                         sip_rule_id=route.rule.id, registry=REGISTRY, limits=self.limits)
+        bound = log.bind(TransactionId=tx_id, CallId=call.leg_id)
+        live = _Live(tx, route.rule.id, route.rule.trigger_type, route.connector.id, route.called,
+                     route.caller, bound)
+        live.legs[call.leg_id] = _LegRecord(call, start_ms)
+        self.live[call.leg_id] = live
+        self.by_tx[tx_id] = live
+        self.idle.clear()
+        self.metrics.inc("calls_total")
+        self.metrics.gauge("calls_active", len(self.by_tx))
+        bound.info("call_routed", called=route.called, caller=route.caller, transport=call.transport,
+                   source=f"{call.source_ip}:{call.source_port}", sip_call_id=call.sip_call_id,
+                   voice_connector=route.connector.id, sip_rule=route.rule.id,
+                   sip_media_application=route.applications[0].id)
+        tx.start()
+        self._run(live)
+
+    # -- engine commands -----------------------------------------------------
+    def _run(self, live: _Live) -> None:
+        for cmd in live.tx.drain():
+            match cmd:
+                case c.Invoke():
+                    self._spawn(live, self._invoke(live, cmd))
+                case c.Ring(call_id=cid):
+                    self.sip.ring(cid)
+                case c.Answer(call_id=cid):
+                    self.sip.answer(cid)
+                case c.Reject(call_id=cid, status_code=code):
+                    self.sip.reject(cid, code)
+                case c.Disconnect(call_id=cid, cause=cause):
+                    self.sip.disconnect(cid, cause)
+                case c.PrepareAudio():
+                    self._spawn(live, self._prepare_audio(live, cmd))
+                case c.Play(call_id=cid, play_id=pid, path=path, repeat=repeat):
+                    self.sip.play(cid, pid, path, repeat)
+                case c.StopPlay(call_id=cid, play_id=pid):
+                    self.sip.stop_play(cid, pid)
+                case c.StartTimer(name=name, seconds=secs):
+                    old = live.timers.pop(name, None)
+                    if old:
+                        old.cancel()
+                    live.timers[name] = self.loop.call_later(secs, self._timer, live, name)
+                case c.CancelTimer(name=name):
+                    handle = live.timers.pop(name, None)
+                    if handle:
+                        handle.cancel()
+                case c.Log(level=level, event=event, fields=fields):
+                    getattr(live.log, level, live.log.info)(event, **fields)
+                case c.Finished(reason=reason):
+                    self._finished(live, reason)
+
+    def _spawn(self, live: _Live, coro) -> None:
+        task = self.loop.create_task(coro)
+        live.tasks.add(task)
+        task.add_done_callback(live.tasks.discard)
+
+    def _timer(self, live: _Live, name: str) -> None:
+        live.timers.pop(name, None)
+        live.tx.timer_fired(name)
+        self._run(live)
+
+    async def _invoke(self, live: _Live, cmd: c.Invoke) -> None:
+        event_type = cmd.event["InvocationEventType"]
+        invoker = self.invokers[cmd.app_id]
+        t0 = time.monotonic()
+        live.log.info("handler_invoke", event_type=event_type, sequence=cmd.event["Sequence"],
+                      sip_media_application=cmd.app_id)
+        try:
+            result = await invoker.invoke(cmd.event, log_context={
+                "TransactionId": live.tx.transaction_id, "CallId": live.tx.leg_a})
+        except InvocationError as exc:
+            self.metrics.inc("handler_invocations_total", outcome=exc.kind)
+            live.tx.handler_failed(exc.kind, exc.message)
+        except Exception as exc:  # noqa: BLE001
+            live.log.exception("handler_bridge_crashed")
+            self.metrics.inc("handler_invocations_total", outcome="bridge_error")
+            live.tx.handler_failed("error", repr(exc))
+        else:
+            self.metrics.inc("handler_invocations_total", outcome="ok")
+            self.metrics.observe("handler_latency_seconds", time.monotonic() - t0)
+            live.tx.handler_responded(result)
+        self._run(live)
+
+    async def _prepare_audio(self, live: _Live, cmd: c.PrepareAudio) -> None:
+        try:
+            prepared = await self.loop.run_in_executor(
+                self.pool, self.audio.prepare_object, self.buckets, cmd.bucket, cmd.key)
+        except AudioSourceError as exc:
+            live.log.warning("audio_source_failed", bucket=cmd.bucket, key=cmd.key,
+                             error_type=exc.error_type, error=str(exc))
+            live.tx.audio_failed(cmd.request_id, exc.error_type, exc.message)
+        except Exception:  # noqa: BLE001
+            live.log.exception("audio_prepare_failed", bucket=cmd.bucket, key=cmd.key)
+            live.tx.audio_failed(cmd.request_id, "SystemException", "System error while running action")
+        else:
+            live.tx.audio_ready(cmd.request_id, str(prepared.path), prepared.duration_s)
+        self._run(live)
+
+    def _finished(self, live: _Live, reason: str) -> None:
+        for handle in live.timers.values():
+            handle.cancel()
+        live.timers.clear()
+        self.by_tx.pop(live.tx.transaction_id, None)
+        for leg_id in live.legs:
+            self.live.pop(leg_id, None)
+        self.metrics.gauge("calls_active", len(self.by_tx))
+        live.log.info("transaction_finished", reason=reason, invocations=live.tx.invocations)
+        for leg_id, rec in live.legs.items():
+            self._write_cdr(live, leg_id, rec)
+        if not self.by_tx:
+            self.idle.set()
+
+    def _write_cdr(self, live: _Live, leg_id: str, rec: _LegRecord) -> None:
+        end_ms = rec.end_ms or _now_ms()
+        tx = live.tx
+        try:
+            record = build_record(
+                aws_account_id=tx.info.aws_account_id, transaction_id=tx.transaction_id, call_id=leg_id,
+                voice_connector_id=live.connector_id,
+                source_phone_number=live.caller, destination_phone_number=live.called,
+                direction="Inbound", region=tx.info.aws_region, sip_rule_id=live.route_rule_id,
+                sip_application_id=tx.info.sip_media_application_id,
+                call_leg_trigger_type=live.trigger_type, start_time=rec.start_ms / 1000,
+                answer_time=None if rec.answer_ms is None else rec.answer_ms / 1000,
+                end_time=end_ms / 1000, sip_response_code=rec.status_code,
+                sip_call_id=rec.call.sip_call_id, transport=rec.call.transport,
+                source_address=f"{rec.call.source_ip}:{rec.call.source_port}",
+                hangup_source=rec.hangup_source)
+            path = self.cdr.write(record)
+            live.log.info("cdr_written", path=str(path))
+        except Exception:  # noqa: BLE001 - never lose the daemon over a CDR
+            live.log.exception("cdr_write_failed")
+
+    # -- shutdown ------------------------------------------------------------
+    async def drain(self, timeout: float) -> None:
+        """Refuse new calls (503) and wait up to *timeout* for live ones to end;
+        then hang the rest up and wait for their CDRs."""
+        self.accepting = False
+        if self.by_tx:
+            log.info("draining", active_calls=len(self.by_tx), timeout_s=timeout)
+            try:
+                await asyncio.wait_for(self.idle.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        for live in list(self.by_tx.values()):
+            for leg_id in list(live.legs):
+                if leg_id in self.live:
+                    self.sip.disconnect(leg_id, 0)
+        try:
+            await asyncio.wait_for(self.idle.wait(), 5)
+        except asyncio.TimeoutError:
+            log.warning("calls_left_at_shutdown", count=len(self.by_tx))
+        self.pool.shutdown(wait=False)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,79 @@
+"""``chimevoice`` command line."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+DESCRIPTION = """\
+chimevoice: a self-hosted SIP/RTP media server that runs Amazon Chime SDK
+SIP media application handlers (PSTN audio service) on your own machines.
+
+SIP trunks (Voice Connectors) deliver calls; SIP rules route each call by
+called number or Request-URI host to a SIP media application, whose handler
+(a Python function with the Lambda signature, an HTTP webhook or an AWS Lambda
+function) receives the Chime call events and returns the actions to run.
+"""
+
+EPILOG = """\
+examples:
+  chimevoice check-config config/example.yaml
+  chimevoice run -c config/example.yaml
+  chimevoice run -c config/example.yaml --http 127.0.0.1:8080   # /metrics, /health
+
+exit status: 0 on success or clean shutdown, 1 on a runtime error, 2 on a bad
+configuration or bad arguments.
+"""
+
+
+def _http(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError("expected ADDRESS:PORT, e.g. 127.0.0.1:8080")
+    return host, int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chimevoice", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = sub.add_parser("run", help="run the daemon", description="Run the SIP/RTP daemon until SIGINT/SIGTERM. "
+                         "On a signal it stops taking calls (503), waits for live calls up to "
+                         "--drain-seconds, hangs up the rest and writes their CDRs.")
+    run.add_argument("-c", "--config", required=True, metavar="FILE", help="YAML configuration file")
+    run.add_argument("--drain-seconds", type=float, default=10.0, metavar="S",
+                     help="how long to wait for live calls on shutdown (default 10)")
+    run.add_argument("--http", type=_http, metavar="ADDR:PORT",
+                     help="serve Prometheus metrics at /metrics and /health on this address")
+    run.add_argument("--log-format", choices=("json", "console"), help="override logging.format")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                     help="override logging.level")
+    chk = sub.add_parser("check-config", help="validate a configuration file and exit",
+                         description="Validate FILE; print every problem as FILE:LINE: key: message.")
+    chk.add_argument("file", metavar="FILE")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .config import ConfigError, load_config
+
+    path = args.config if args.command == "run" else args.file
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"chimevoice: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"{path}: OK ({len(cfg.voice_connectors)} voice connectors, "
+              f"{len(cfg.sip_media_applications)} SIP media applications, {len(cfg.sip_rules)} SIP rules, "
+              f"{len(cfg.sip.listeners)} listeners)")
+        return 0
+    from . import logs
+    logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
+    from .daemon import Daemon
+    return asyncio.run(Daemon(cfg, drain_timeout_s=args.drain_seconds, http=args.http).run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1160 @@
+"""Configuration: YAML file -> validated, frozen dataclasses.
+
+``load_config(path)`` / ``parse_config(text, base_dir=...)`` return a :class:`Config` or raise
+:class:`ConfigError` listing *every* problem found as ``FILE:LINE: key.path: message``.
+The format is documented in ``docs/configuration.md``; ``config/example.yaml`` is an example.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
+from urllib.parse import urlparse
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from sip_rules import TRIGGER_REQUEST_URI_HOSTNAME, TRIGGER_TO_PHONE_NUMBER, is_e164, normalize_e164
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConfigIssue",
+    "Credentials",
+    "HandlerSpec",
+    "Listener",
+    "LoggingConfig",
+    "RtpConfig",
+    "SipConfig",
+    "SipMediaApplication",
+    "SipRule",
+    "TargetApplication",
+    "VoiceConnector",
+    "load_config",
+    "parse_config",
+]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+LOG_FORMATS: Final = ("json", "console")
+TRANSPORTS: Final = ("udp", "tcp", "tls")
+HANDLER_TYPES: Final = ("python", "http", "lambda")
+TRIGGER_TYPES: Final = (TRIGGER_TO_PHONE_NUMBER, TRIGGER_REQUEST_URI_HOSTNAME)
+MAX_TARGETS: Final = 25
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One configuration problem: key path, 1-based line (None if unknown), message."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def format(self, source: str) -> str:
+        """``FILE:LINE: key.path: message``."""
+        where = f"{source}:{self.line}" if self.line is not None else source
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``errors`` holds every problem found, in file order."""
+
+    def __init__(self, errors: Sequence[ConfigIssue], source: str = "<string>") -> None:
+        self.errors: list[ConfigIssue] = list(errors)
+        self.source = source
+        super().__init__("\n".join(issue.format(source) for issue in self.errors))
+
+    def __str__(self) -> str:
+        return "\n".join(issue.format(self.source) for issue in self.errors)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _empty_map() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class RtpConfig:
+    port_start: int = 20000
+    port_count: int = 10000
+
+    @property
+    def port_end(self) -> int:
+        """Last port of the range (inclusive)."""
+        return self.port_start + self.port_count - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    transport: str
+    address: str
+    port: int
+    certificate: Path | None = None
+    private_key: Path | None = None
+    ca_list: Path | None = None
+    verify_client: bool = False
+
+
+DEFAULT_LISTENERS: Final = (Listener("udp", "0.0.0.0", 5060),)
+
+
+@dataclass(frozen=True, slots=True)
+class SipConfig:
+    default_country_code: str = "1"
+    unanswered_timeout_s: float = 30.0
+    no_route_response: int = 404
+    listeners: tuple[Listener, ...] = DEFAULT_LISTENERS
+    rtp: RtpConfig = RtpConfig()
+    user_agent: str = "chimevoice"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    realm: str = "chimevoice"
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceConnector:
+    id: str
+    name: str
+    host_name: str
+    allow_list: tuple[IPNetwork, ...] = ()
+    credentials: Credentials | None = None
+    phone_numbers: tuple[str, ...] = ()
+    encryption: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    type: str
+    target: str
+    environment: Mapping[str, str] = field(default_factory=_empty_map)
+    timeout_s: float = 20.0
+    retry_after_s: float = 5.0
+    max_retries: int = 1
+    workers: int = 2
+    python_path: tuple[Path, ...] = ()
+    memory_limit_mb: int = 256
+    endpoint_url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=_empty_map)
+
+
+@dataclass(frozen=True, slots=True)
+class SipMediaApplication:
+    id: str
+    name: str
+    handler: HandlerSpec
+    aws_region: str = "us-east-1"
+    aws_account_id: str = "111122223333"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetApplication:
+    sip_media_application_id: str
+    priority: int
+    aws_region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SipRule:
+    id: str
+    name: str
+    trigger_type: str
+    trigger_value: str
+    target_applications: tuple[TargetApplication, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path
+    logging: LoggingConfig = LoggingConfig()
+    sip: SipConfig = SipConfig()
+    voice_connectors: tuple[VoiceConnector, ...] = ()
+    sip_media_applications: tuple[SipMediaApplication, ...] = ()
+    sip_rules: tuple[SipRule, ...] = ()
+    buckets: Mapping[str, Path] = field(default_factory=_empty_map)
+    source: str = "<string>"
+
+    def application(self, id: str) -> SipMediaApplication | None:
+        """The SIP media application with this id, or None."""
+        return next((app for app in self.sip_media_applications if app.id == id), None)
+
+    def voice_connector(self, id: str) -> VoiceConnector | None:
+        """The Voice Connector with this id, or None."""
+        return next((vc for vc in self.voice_connectors if vc.id == id), None)
+
+    def sip_rule(self, id: str) -> SipRule | None:
+        """The SIP rule with this id, or None."""
+        return next((rule for rule in self.sip_rules if rule.id == id), None)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a YAML configuration file (relative paths resolve against its folder)."""
+    file = Path(path)
+    source = str(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue("", None, f"cannot read configuration: {exc}")], source) from exc
+    return parse_config(text, base_dir=file.expanduser().resolve().parent, source=source)
+
+
+def parse_config(text: str, *, base_dir: Path, source: str = "<string>") -> Config:
+    """Validate YAML text; relative paths resolve against ``base_dir``."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        message = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise ConfigError([ConfigIssue("", line, f"invalid YAML: {message}")], source) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigIssue("", None, f"invalid YAML: {exc}")], source) from exc
+    checker = _Checker(Path(base_dir).expanduser().absolute())
+    config = checker.root(root, source)
+    if checker.issues or config is None:
+        raise ConfigError(sorted(checker.issues, key=_issue_order), source)
+    return config
+
+
+def _issue_order(issue: ConfigIssue) -> tuple[int, int]:
+    return (0, 0) if issue.line is None else (1, issue.line)
+
+
+# --------------------------------------------------------------------------- validation machinery
+
+_T = TypeVar("_T")
+
+
+class _Invalid:
+    """Marker for a value that failed validation (its error is already recorded)."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+INVALID: Final = _Invalid()
+_MISSING: Final = object()
+_NULL_TAG = "tag:yaml.org,2002:null"
+_SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+Converter = Callable[["_Checker", str, Node], Any]
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _SIMPLE_KEY.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{key!r}]"
+
+
+def _line(node: Node | None) -> int | None:
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
+
+
+def _suggest(word: str, options: Sequence[str]) -> str:
+    lowered = {option.lower(): option for option in options}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
+
+
+class _Fields:
+    """The keys of one YAML mapping; reports duplicate, unknown and missing keys."""
+
+    def __init__(self, checker: _Checker, node: MappingNode, path: str, allowed: Sequence[str]) -> None:
+        self.checker, self.mapping, self.path = checker, node, path
+        self.items: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or _is_null(key_node):
+                checker.error(path, key_node, "mapping keys must be plain strings")
+                continue
+            key = key_node.value
+            if key in self.items:
+                first = _line(self.items[key][0])
+                checker.error(_join(path, key), key_node, f"duplicate key {key!r} (first on line {first})")
+                continue
+            self.items[key] = (key_node, value_node)
+            if key not in allowed:
+                checker.error(_join(path, key), key_node, f"unknown key {key!r}{_suggest(key, allowed)}")
+
+    def has(self, key: str) -> bool:
+        return key in self.items and not _is_null(self.items[key][1])
+
+    def node(self, key: str) -> Node | None:
+        return self.items[key][1] if key in self.items else None
+
+    def get(self, key: str, convert: Converter, default: Any = _MISSING) -> Any:
+        """Convert the value of ``key``; a missing or null value gives ``default`` (or an error)."""
+        if not self.has(key):
+            if default is _MISSING:
+                self.checker.error(_join(self.path, key), self.node_or_parent(key), "required key is missing")
+                return INVALID
+            return default
+        return convert(self.checker, _join(self.path, key), self.items[key][1])
+
+    def node_or_parent(self, key: str) -> Node:
+        return self.items[key][0] if key in self.items else self.mapping
+
+
+def _ok(*values: Any) -> bool:
+    return not any(value is INVALID for value in values)
+
+
+# ---- scalar converters (checker, path, node) -> value | INVALID
+
+
+def _scalar(checker: _Checker, path: str, node: Node, what: str) -> Any:
+    if not isinstance(node, ScalarNode):
+        kind = "a list" if isinstance(node, SequenceNode) else "a mapping"
+        checker.error(path, node, f"expected {what}, got {kind}")
+        return INVALID
+    return checker.construct(node)
+
+
+def _text(checker: _Checker, path: str, node: Node) -> Any:
+    """A non-empty string; other scalars keep their source text (``5060`` -> ``"5060"``)."""
+    value = _scalar(checker, path, node, "a string")
+    if value is INVALID:
+        return INVALID
+    text = "" if _is_null(node) else str(node.value).strip()
+    if not text:
+        checker.error(path, node, "must not be empty")
+        return INVALID
+    return text
+
+
+def _ident(checker: _Checker, path: str, node: Node) -> Any:
+    value = _text(checker, path, node)
+    if value is not INVALID and (len(value) > 256 or any(c.isspace() or ord(c) < 32 for c in value)):
+        checker.error(path, node, f"invalid id {value!r}: no spaces, at most 256 characters")
+        return INVALID
+    return value
+
+
+def _int(minimum: int | None = None, maximum: int | None = None) -> Converter:
+    def convert(checker: _Checker, path: str, node: Node) -> Any:
+        value = _scalar(checker, path, node, "an integer")
+        if value is INVALID:
+            return INVALID
+        result: int | None = None
+        if isinstance(value, bool):
+            result = None
+        elif isinstance(value, int):
+            result = value
+        elif isinstance(value, float) and value.is_integer():
+            result = int(value)
+        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            result = int(value)
+        if result is None:
+            checker.error(path, node, f"expected an integer, got {node.value!r}")
+            return INVALID
+        return _check_range(checker, path, node, result, minimum, maximum)
+
+    return convert
+
+
+def _float(minimum: float | None = None, maximum: float | None = None, *, exclusive_min: bool = False) -> Converter:
+    def convert(checker: _Checker, path: str, node: Node) -> Any:
+        value = _scalar(checker, path, node, "a number")
+        if value is INVALID:
+            return INVALID
+        result: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            result = float(value)
+        elif isinstance(value, str):
+            try:
+                result = float(value.strip())
+            except ValueError:
+                result = None
+        if result is None or result != result or result in (float("inf"), float("-inf")):
+            checker.error(path, node, f"expected a number, got {node.value!r}")
+            return INVALID
+        if exclusive_min and minimum is not None and result <= minimum:
+            checker.error(path, node, f"must be greater than {minimum:g}, got {result:g}")
+            return INVALID
+        return _check_range(checker, path, node, result, None if exclusive_min else minimum, maximum)
+
+    return convert
+
+
+def _check_range(checker: _Checker, path: str, node: Node, value: _T, minimum: Any, maximum: Any) -> Any:
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if minimum is not None and maximum is not None:
+            checker.error(path, node, f"must be between {minimum:g} and {maximum:g}, got {value:g}")
+        elif minimum is not None:
+            checker.error(path, node, f"must be at least {minimum:g}, got {value:g}")
+        else:
+            checker.error(path, node, f"must be at most {maximum:g}, got {value:g}")
+        return INVALID
+    return value
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _bool(checker: _Checker, path: str, node: Node) -> Any:
+    value = _scalar(checker, path, node, "true or false")
+    if value is INVALID:
+        return INVALID
+    if isinstance(value, bool):
+        return value
+    text = str(node.value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    checker.error(path, node, f"expected true or false, got {node.value!r}")
+    return INVALID
+
+
+def _choice(options: Sequence[str]) -> Converter:
+    """One of ``options``, compared case-insensitively; returns the canonical spelling."""
+
+    def convert(checker: _Checker, path: str, node: Node) -> Any:
+        value = _text(checker, path, node)
+        if value is INVALID:
+            return INVALID
+        for option in options:
+            if option.lower() == value.lower():
+                return option
+        checker.error(path, node, f"{value!r} is not one of {', '.join(options)}{_suggest(value, options)}")
+        return INVALID
+
+    return convert
+
+
+def _path(checker: _Checker, path: str, node: Node) -> Any:
+    value = _text(checker, path, node)
+    if value is INVALID:
+        return INVALID
+    return checker.resolve(value)
+
+
+def _existing_file(checker: _Checker, path: str, node: Node) -> Any:
+    value = _path(checker, path, node)
+    if value is not INVALID and not value.is_file():
+        checker.error(path, node, f"file not found: {value}")
+        return INVALID
+    return value
+
+
+def _url(checker: _Checker, path: str, node: Node) -> Any:
+    value = _text(checker, path, node)
+    if value is INVALID:
+        return INVALID
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        checker.error(path, node, f"expected an http:// or https:// URL, got {value!r}")
+        return INVALID
+    return value
+
+
+def _list(item: Converter, *, minimum: int = 0, maximum: int | None = None) -> Converter:
+    def convert(checker: _Checker, path: str, node: Node) -> Any:
+        if not isinstance(node, SequenceNode):
+            checker.error(path, node, "expected a list")
+            return INVALID
+        if len(node.value) < minimum:
+            checker.error(path, node, f"needs at least {minimum} entr{'y' if minimum == 1 else 'ies'}")
+            return INVALID
+        if maximum is not None and len(node.value) > maximum:
+            checker.error(path, node, f"at most {maximum} entries allowed, got {len(node.value)}")
+            return INVALID
+        values = [item(checker, _join(path, index), child) for index, child in enumerate(node.value)]
+        return tuple(values) if _ok(*values) else INVALID
+
+    return convert
+
+
+def _string_map(key_pattern: re.Pattern[str], key_hint: str) -> Converter:
+    """A mapping of names to strings; scalar values keep their source text."""
+
+    def convert(checker: _Checker, path: str, node: Node) -> Any:
+        if not isinstance(node, MappingNode):
+            checker.error(path, node, "expected a mapping of names to strings")
+            return INVALID
+        result: dict[str, str] = {}
+        valid = True
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or not key_pattern.fullmatch(key_node.value):
+                checker.error(path, key_node, f"invalid name {getattr(key_node, 'value', '?')!r}: {key_hint}")
+                valid = False
+                continue
+            key = key_node.value
+            entry = _join(path, key)
+            if key in result:
+                checker.error(entry, key_node, f"duplicate key {key!r}")
+                valid = False
+                continue
+            if _is_null(value_node):
+                checker.error(entry, value_node, 'value must be a string (write "" for an empty one)')
+                valid = False
+                continue
+            value = _scalar(checker, entry, value_node, "a string")
+            if value is INVALID:
+                valid = False
+                continue
+            result[key] = value_node.value
+        return MappingProxyType(result) if valid else INVALID
+
+    return convert
+
+
+def _mapping(checker: _Checker, path: str, node: Node, allowed: Sequence[str]) -> _Fields | None:
+    if not isinstance(node, MappingNode):
+        checker.error(path, node, "expected a mapping")
+        return None
+    return _Fields(checker, node, path, allowed)
+
+
+# ---- value rules
+
+_PYTHON_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+
+
+def _valid_host_name(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    return 0 < len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in host.split("."))
+
+
+def _bucket_name_problem(name: str) -> str | None:
+    if not 3 <= len(name) <= 63:
+        return "must be 3 to 63 characters long"
+    if not _BUCKET_NAME.fullmatch(name):
+        return "use lowercase letters, digits, dots and hyphens; begin and end with a letter or digit"
+    if ".." in name:
+        return "must not contain two adjacent dots"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "must not be formatted as an IP address"
+    return None
+
+
+# --------------------------------------------------------------------------- the checker
+
+_TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "buckets")
+_LOGGING_KEYS = ("level", "format")
+_SIP_KEYS = ("default_country_code", "unanswered_timeout_s", "no_route_response", "listeners", "rtp", "user_agent")
+_LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client")
+_RTP_KEYS = ("port_start", "port_count")
+_VC_KEYS = ("id", "name", "host_name", "allow_list", "credentials", "phone_numbers", "encryption")
+_CREDENTIAL_KEYS = ("username", "password", "realm")
+_SMA_KEYS = ("id", "name", "aws_region", "aws_account_id", "handler")
+_HANDLER_KEYS = (
+    "type",
+    "target",
+    "environment",
+    "timeout_s",
+    "retry_after_s",
+    "max_retries",
+    "workers",
+    "python_path",
+    "memory_limit_mb",
+    "endpoint_url",
+    "headers",
+)
+_RULE_KEYS = ("id", "name", "trigger_type", "trigger_value", "target_applications")
+_TARGET_KEYS = ("sip_media_application_id", "priority", "aws_region")
+
+
+class _Checker:
+    """Walks the YAML node tree, builds the dataclasses and records every issue."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.issues: list[ConfigIssue] = []
+        self._constructor = yaml.constructor.SafeConstructor()
+        self._ids: dict[str, tuple[str, int | None]] = {}
+        self.country = "1"  # sip.default_country_code, once parsed
+
+    # -- helpers
+
+    def error(self, path: str, node: Node | None, message: str) -> None:
+        self.issues.append(ConfigIssue(path, _line(node), message))
+
+    def construct(self, node: ScalarNode) -> Any:
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            return node.value
+
+    def resolve(self, value: str) -> Path:
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = self.base_dir / path
+        return Path(os.path.normpath(path))
+
+    def claim_id(self, value: Any, path: str, node: Node | None) -> None:
+        """Ids must be unique across connectors, applications and rules."""
+        if value is INVALID:
+            return
+        if value in self._ids:
+            other_path, other_line = self._ids[value]
+            self.error(path, node, f"duplicate id {value!r} (already used by {other_path} on line {other_line})")
+        else:
+            self._ids[value] = (path, _line(node))
+
+    # -- sections
+
+    def root(self, node: Node | None, source: str) -> Config | None:
+        if node is None or _is_null(node):
+            self.issues.append(ConfigIssue("", 1, "the configuration is empty"))
+            return None
+        fields = _mapping(self, "", node, _TOP_KEYS)
+        if fields is None:
+            return None
+        data_dir = fields.get("data_dir", _path, self.resolve("var"))
+        logging_ = fields.get("logging", self.logging_section, LoggingConfig())
+        sip = fields.get("sip", self.sip_section, SipConfig())
+        if isinstance(sip, SipConfig):
+            self.country = sip.default_country_code
+        errors_before = len(self.issues)
+        connectors = fields.get("voice_connectors", _list(self.voice_connector), ())
+        connectors_ok = len(self.issues) == errors_before
+        applications = fields.get("sip_media_applications", _list(self.application), ())
+        application_ids = self._application_ids(fields.node("sip_media_applications"))
+        rules = fields.get("sip_rules", _list(self.rule), ())
+        buckets = fields.get("buckets", self.buckets_section, MappingProxyType({}))
+
+        if sip is not INVALID and connectors is not INVALID:
+            self.check_encryption(fields.node("voice_connectors"), connectors, sip)
+        self.check_connectors(fields.node("voice_connectors"), connectors)
+        self.check_rules(fields.node("sip_rules"), connectors, application_ids, connectors_ok)
+
+        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets):
+            return None
+        return Config(
+            data_dir=data_dir,
+            logging=logging_,
+            sip=sip,
+            voice_connectors=connectors,
+            sip_media_applications=applications,
+            sip_rules=rules,
+            buckets=buckets,
+            source=source,
+        )
+
+    def logging_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _LOGGING_KEYS)
+        if fields is None:
+            return INVALID
+        level = fields.get("level", _choice(LOG_LEVELS), "info")
+        format_ = fields.get("format", _choice(LOG_FORMATS), "json")
+        return LoggingConfig(level, format_) if _ok(level, format_) else INVALID
+
+    def sip_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _SIP_KEYS)
+        if fields is None:
+            return INVALID
+        country = fields.get("default_country_code", self.country_code, "1")
+        timeout = fields.get("unanswered_timeout_s", _float(0, exclusive_min=True), 30.0)
+        no_route = fields.get("no_route_response", _int(400, 699), 404)
+        listeners = fields.get("listeners", _list(self.listener, minimum=1), DEFAULT_LISTENERS)
+        rtp = fields.get("rtp", self.rtp_section, RtpConfig())
+        user_agent = fields.get("user_agent", _text, "chimevoice")
+        if listeners is not INVALID:
+            self.check_listeners(fields.node("listeners"), listeners, rtp)
+        if not _ok(country, timeout, no_route, listeners, rtp, user_agent):
+            return INVALID
+        return SipConfig(country, timeout, no_route, listeners, rtp, user_agent)
+
+    def country_code(self, checker: _Checker, path: str, node: Node) -> Any:
+        value = _text(self, path, node)
+        if value is INVALID:
+            return INVALID
+        value = value.lstrip("+")
+        if not _COUNTRY_CODE.fullmatch(value):
+            self.error(path, node, f'expected a 1-3 digit country code such as "1" or "44", got {node.value!r}')
+            return INVALID
+        return value
+
+    def listener(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _LISTENER_KEYS)
+        if fields is None:
+            return INVALID
+        transport = fields.get("transport", _choice(TRANSPORTS))
+        address = fields.get("address", self.ip_address, "0.0.0.0")
+        port = fields.get("port", _int(1, 65535), 5061 if transport == "tls" else 5060)
+        certificate = fields.get("certificate", _existing_file, None)
+        private_key = fields.get("private_key", _existing_file, None)
+        ca_list = fields.get("ca_list", _existing_file, None)
+        verify_client = fields.get("verify_client", _bool, False)
+        valid = True
+        if transport == "tls":
+            for key in ("certificate", "private_key"):
+                if not fields.has(key):
+                    self.error(_join(path, key), node, f"a tls listener needs {key} (a PEM file)")
+                    valid = False
+        elif transport is not INVALID:
+            for key in ("certificate", "private_key", "ca_list", "verify_client"):
+                if fields.has(key):
+                    self.error(_join(path, key), fields.node(key), "applies to tls listeners only")
+                    valid = False
+        if not valid or not _ok(transport, address, port, certificate, private_key, ca_list, verify_client):
+            return INVALID
+        return Listener(transport, address, port, certificate, private_key, ca_list, verify_client)
+
+    def ip_address(self, checker: _Checker, path: str, node: Node) -> Any:
+        value = _text(self, path, node)
+        if value is INVALID:
+            return INVALID
+        text = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            self.error(path, node, f"{value!r} is not an IPv4 or IPv6 address")
+            return INVALID
+
+    def rtp_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _RTP_KEYS)
+        if fields is None:
+            return INVALID
+        start = fields.get("port_start", _int(1024, 65534), 20000)
+        count = fields.get("port_count", _int(2, 64512), 10000)
+        if _ok(start, count) and start + count - 1 > 65535:
+            self.error(
+                _join(path, "port_count"),
+                fields.node_or_parent("port_count"),
+                f"range {start}-{start + count - 1} goes past port 65535",
+            )
+            return INVALID
+        return RtpConfig(start, count) if _ok(start, count) else INVALID
+
+    def check_listeners(self, node: Node | None, listeners: tuple[Listener, ...], rtp: Any) -> None:
+        if not isinstance(node, SequenceNode):
+            return
+        seen: dict[tuple[str, str, int], int] = {}
+        for index, (listener, item) in enumerate(zip(listeners, node.value, strict=False)):
+            key = (listener.transport, listener.address, listener.port)
+            path = _join("sip.listeners", index)
+            if key in seen:
+                self.error(path, item, f"same transport, address and port as sip.listeners[{seen[key]}]")
+            else:
+                seen[key] = index
+            if (
+                isinstance(rtp, RtpConfig)
+                and listener.transport == "udp"
+                and rtp.port_start <= listener.port <= rtp.port_end
+            ):
+                self.error(
+                    _join(path, "port"),
+                    item,
+                    f"udp port {listener.port} is inside the RTP range {rtp.port_start}-{rtp.port_end}",
+                )
+
+    def voice_connector(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _VC_KEYS)
+        if fields is None:
+            return INVALID
+        id_ = fields.get("id", _ident)
+        self.claim_id(id_, _join(path, "id"), fields.node("id"))
+        name = fields.get("name", _text, id_)
+        host = fields.get("host_name", self.host_name)
+        allow_list = fields.get("allow_list", _list(self.cidr), ())
+        credentials = fields.get("credentials", self.credentials, None)
+        numbers = fields.get("phone_numbers", _list(self.phone_number), ())
+        encryption = fields.get("encryption", _bool, False)
+        if numbers is not INVALID:
+            seen: set[str] = set()
+            for index, number in enumerate(numbers):
+                if number in seen:
+                    item = fields.node("phone_numbers").value[index]  # type: ignore[union-attr]
+                    self.error(_join(_join(path, "phone_numbers"), index), item, f"{number} is listed twice")
+                    numbers = INVALID
+                    break
+                seen.add(number)
+        if not _ok(id_, name, host, allow_list, credentials, numbers, encryption):
+            return INVALID
+        return VoiceConnector(id_, name, host, allow_list, credentials, numbers, encryption)
+
+    def host_name(self, checker: _Checker, path: str, node: Node) -> Any:
+        value = _text(self, path, node)
+        if value is INVALID:
+            return INVALID
+        host = value.lower().rstrip(".")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if not _valid_host_name(host):
+            self.error(path, node, f"{value!r} is not a valid host name")
+            return INVALID
+        return host
+
+    def cidr(self, checker: _Checker, path: str, node: Node) -> Any:
+        value = _text(self, path, node)
+        if value is INVALID:
+            return INVALID
+        try:
+            return ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            self.error(path, node, f"{value!r} is not a valid CIDR block (e.g. 10.24.34.0/32)")
+            return INVALID
+
+    def phone_number(self, checker: _Checker, path: str, node: Node) -> Any:
+        value = _text(self, path, node)
+        if value is INVALID:
+            return INVALID
+        if not is_e164(value):
+            self.error(path, node, f"{value!r} is not an E.164 number ('+' then 2 to 15 digits, e.g. +15550100000)")
+            return INVALID
+        return value
+
+    def credentials(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _CREDENTIAL_KEYS)
+        if fields is None:
+            return INVALID
+        username = fields.get("username", _text)
+        password = fields.get("password", _text)
+        realm = fields.get("realm", _text, "chimevoice")
+        if not _ok(username, password, realm):
+            return INVALID
+        return Credentials(username, password, realm)
+
+    def check_encryption(self, node: Node | None, connectors: tuple[VoiceConnector, ...], sip: SipConfig) -> None:
+        if not isinstance(node, SequenceNode) or any(lst.transport == "tls" for lst in sip.listeners):
+            return
+        for index, (connector, item) in enumerate(zip(connectors, node.value, strict=False)):
+            if connector.encryption:
+                key_node = _key_node(item, "encryption")
+                self.error(
+                    _join(_join("voice_connectors", index), "encryption"),
+                    key_node,
+                    "encryption needs a tls listener in sip.listeners",
+                )
+
+    def check_connectors(self, node: Node | None, connectors: Any) -> None:
+        if connectors is INVALID or not isinstance(node, SequenceNode):
+            return
+        hosts: dict[str, int] = {}
+        numbers: dict[str, int] = {}
+        for index, (connector, item) in enumerate(zip(connectors, node.value, strict=False)):
+            path = _join("voice_connectors", index)
+            if connector.host_name in hosts:
+                self.error(
+                    _join(path, "host_name"),
+                    _key_node(item, "host_name"),
+                    f"host name already used by voice_connectors[{hosts[connector.host_name]}]",
+                )
+            hosts.setdefault(connector.host_name, index)
+            for number in connector.phone_numbers:
+                if number in numbers:
+                    self.error(
+                        _join(path, "phone_numbers"),
+                        _key_node(item, "phone_numbers"),
+                        f"{number} already belongs to voice_connectors[{numbers[number]}]",
+                    )
+                numbers.setdefault(number, index)
+
+    def application(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _SMA_KEYS)
+        if fields is None:
+            return INVALID
+        id_ = fields.get("id", _ident)
+        self.claim_id(id_, _join(path, "id"), fields.node("id"))
+        name = fields.get("name", _text, id_)
+        region = fields.get("aws_region", _ident, "us-east-1")
+        account = fields.get("aws_account_id", self.account_id, "111122223333")
+        handler = fields.get("handler", self.handler)
+        if not _ok(id_, name, region, account, handler):
+            return INVALID
+        return SipMediaApplication(id_, name, handler, region, account)
+
+    def account_id(self, checker: _Checker, path: str, node: Node) -> Any:
+        value = _text(self, path, node)
+        if value is not INVALID and not _ACCOUNT_ID.fullmatch(value):
+            self.error(path, node, f"expected 12 digits, got {value!r}")
+            return INVALID
+        return value
+
+    def handler(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _HANDLER_KEYS)
+        if fields is None:
+            return INVALID
+        type_ = fields.get("type", _choice(HANDLER_TYPES))
+        target = fields.get("target", _text)
+        if _ok(type_, target):
+            target = self.check_target(_join(path, "target"), fields.node("target"), type_, target)
+        environment = fields.get("environment", _string_map(_ENV_NAME, "letters, digits and _"), MappingProxyType({}))
+        timeout = fields.get("timeout_s", _float(0, exclusive_min=True), 20.0)
+        retry_after = fields.get("retry_after_s", _float(0, exclusive_min=True), 5.0)
+        if _ok(timeout, retry_after) and retry_after >= timeout:
+            self.error(
+                _join(path, "retry_after_s"),
+                fields.node_or_parent("retry_after_s"),
+                f"must be less than timeout_s ({timeout:g}), got {retry_after:g}",
+            )
+            retry_after = INVALID
+        max_retries = fields.get("max_retries", _int(0, 10), 1)
+        workers = fields.get("workers", _int(1, 64), 2)
+        python_path = fields.get("python_path", _list(_path), ())
+        memory = fields.get("memory_limit_mb", _int(128, 10240), 256)
+        endpoint_url = fields.get("endpoint_url", _url, None)
+        headers = fields.get("headers", _string_map(_HEADER_NAME, "a header name"), MappingProxyType({}))
+        valid = True
+        if type_ is not INVALID:
+            for key, wanted in (("python_path", "python"), ("endpoint_url", "lambda"), ("headers", "http")):
+                if fields.has(key) and type_ != wanted:
+                    self.error(_join(path, key), fields.node(key), f"applies to {wanted} handlers only")
+                    valid = False
+        values = (
+            type_,
+            target,
+            environment,
+            timeout,
+            retry_after,
+            max_retries,
+            workers,
+            python_path,
+            memory,
+            endpoint_url,
+            headers,
+        )
+        if not valid or not _ok(*values):
+            return INVALID
+        return HandlerSpec(*values)
+
+    def check_target(self, path: str, node: Node | None, type_: str, target: str) -> Any:
+        if type_ == "python" and not _PYTHON_TARGET.fullmatch(target):
+            hint = ""
+            module, dot, function = target.replace("/", ".").rpartition(".")
+            lambda_style = ":" not in target and dot and function != "py"
+            if lambda_style and _PYTHON_TARGET.fullmatch(f"{module}:{function}"):
+                hint = f" (Lambda's spelling; write {module}:{function})"
+            self.error(path, node, f"python target must look like 'package.module:function', got {target!r}{hint}")
+            return INVALID
+        if type_ == "http":
+            parsed = urlparse(target)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                self.error(path, node, f"http target must be an http:// or https:// URL, got {target!r}")
+                return INVALID
+        if type_ == "lambda" and any(c.isspace() for c in target):
+            self.error(path, node, f"lambda target must be a function name or ARN, got {target!r}")
+            return INVALID
+        return target
+
+    def _application_ids(self, node: Node | None) -> dict[str, Node]:
+        """Ids of the configured applications, also of ones with other errors."""
+        ids: dict[str, Node] = {}
+        if isinstance(node, SequenceNode):
+            for item in node.value:
+                id_node = _value_node(item, "id")
+                if isinstance(id_node, ScalarNode) and id_node.value.strip():
+                    ids.setdefault(id_node.value.strip(), id_node)
+        return ids
+
+    def rule(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _RULE_KEYS)
+        if fields is None:
+            return INVALID
+        id_ = fields.get("id", _ident)
+        self.claim_id(id_, _join(path, "id"), fields.node("id"))
+        name = fields.get("name", _text, id_)
+        trigger_type = fields.get("trigger_type", _choice(TRIGGER_TYPES))
+        trigger_value = fields.get("trigger_value", _text)
+        if _ok(trigger_type, trigger_value):
+            trigger_value = self.trigger_value(
+                _join(path, "trigger_value"), fields.node("trigger_value"), trigger_type, trigger_value
+            )
+        targets = fields.get("target_applications", _list(self.target, minimum=1, maximum=MAX_TARGETS))
+        if targets is not INVALID:
+            targets_path = _join(path, "target_applications")
+            targets = self.check_targets(targets_path, fields.node("target_applications"), targets)
+        if not _ok(id_, name, trigger_type, trigger_value, targets):
+            return INVALID
+        return SipRule(id_, name, trigger_type, trigger_value, targets)
+
+    def target(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _TARGET_KEYS)
+        if fields is None:
+            return INVALID
+        application_id = fields.get("sip_media_application_id", _ident)
+        priority = fields.get("priority", _int(1, None))
+        region = fields.get("aws_region", _ident, None)
+        if not _ok(application_id, priority, region):
+            return INVALID
+        return TargetApplication(application_id, priority, region)
+
+    def check_targets(self, path: str, node: Node | None, targets: tuple[TargetApplication, ...]) -> Any:
+        if not isinstance(node, SequenceNode):
+            return targets
+        valid = True
+        priorities: dict[int, int] = {}
+        applications: dict[str, int] = {}
+        for index, (target, item) in enumerate(zip(targets, node.value, strict=False)):
+            entry = _join(path, index)
+            if target.priority in priorities:
+                first = priorities[target.priority]
+                self.error(
+                    _join(entry, "priority"),
+                    _value_node(item, "priority"),
+                    f"priority {target.priority} is already used by {_join(path, first)}",
+                )
+                valid = False
+            priorities.setdefault(target.priority, index)
+            if target.sip_media_application_id in applications:
+                first = applications[target.sip_media_application_id]
+                self.error(
+                    _join(entry, "sip_media_application_id"),
+                    _value_node(item, "sip_media_application_id"),
+                    f"application already listed in {_join(path, first)}",
+                )
+                valid = False
+            applications.setdefault(target.sip_media_application_id, index)
+        if not valid:
+            return INVALID
+        return tuple(sorted(targets, key=lambda target: target.priority))
+
+    def trigger_value(self, path: str, node: Node | None, trigger_type: str, value: str) -> Any:
+        normalised = _normalise_trigger(trigger_type, value, self.country)
+        if normalised is None and trigger_type == TRIGGER_TO_PHONE_NUMBER:
+            self.error(path, node, f"{value!r} is not a phone number (E.164, e.g. +15550100000)")
+            return INVALID
+        if normalised is None:
+            self.error(path, node, f"{value!r} is not a valid host name")
+            return INVALID
+        return normalised
+
+    def check_rules(
+        self,
+        node: Node | None,
+        connectors: Any,
+        application_ids: dict[str, Node],
+        connectors_ok: bool,
+    ) -> None:
+        """Cross-checks of rules against connectors and applications. Works on the YAML nodes,
+        so that rules with other errors are checked too."""
+        if not isinstance(node, SequenceNode):
+            return
+        connector_list = connectors if isinstance(connectors, tuple) else ()
+        hosts = sorted({vc.host_name for vc in connector_list})
+        numbers = {number for vc in connector_list for number in vc.phone_numbers}
+        triggers: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(node.value):
+            path = _join("sip_rules", index)
+            type_node, value_node = _value_node(item, "trigger_type"), _value_node(item, "trigger_value")
+            trigger: tuple[str, str] | None = None
+            if isinstance(type_node, ScalarNode) and isinstance(value_node, ScalarNode) and not _is_null(value_node):
+                trigger_type = next((t for t in TRIGGER_TYPES if t.lower() == type_node.value.strip().lower()), None)
+                value = _normalise_trigger(trigger_type, value_node.value.strip(), self.country)
+                if trigger_type is not None and value is not None:
+                    trigger = (trigger_type, value)
+            if trigger is not None:
+                entry = _join(path, "trigger_value")
+                if trigger in triggers:
+                    self.error(entry, value_node, f"same trigger as sip_rules[{triggers[trigger]}]")
+                triggers.setdefault(trigger, index)
+                if connectors_ok and trigger[0] == TRIGGER_TO_PHONE_NUMBER and trigger[1] not in numbers:
+                    self.error(entry, value_node, f"{trigger[1]} is not in the phone_numbers of any voice connector")
+                if connectors_ok and trigger[0] == TRIGGER_REQUEST_URI_HOSTNAME and trigger[1] not in hosts:
+                    self.error(
+                        entry,
+                        value_node,
+                        f"{trigger[1]!r} is not the host_name of any voice connector{_suggest(trigger[1], hosts)}",
+                    )
+            targets_node = _value_node(item, "target_applications")
+            if isinstance(targets_node, SequenceNode):
+                for t_index, target in enumerate(targets_node.value):
+                    id_node = _value_node(target, "sip_media_application_id")
+                    if isinstance(id_node, ScalarNode) and id_node.value.strip() not in application_ids:
+                        self.error(
+                            _join(_join(_join(path, "target_applications"), t_index), "sip_media_application_id"),
+                            id_node,
+                            f"no sip_media_application has id {id_node.value!r}"
+                            f"{_suggest(id_node.value, list(application_ids))}",
+                        )
+
+    def buckets_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        if not isinstance(node, MappingNode):
+            self.error(path, node, "expected a mapping of bucket names to directories")
+            return INVALID
+        result: dict[str, Path] = {}
+        valid = True
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.error(path, key_node, "bucket names must be strings")
+                valid = False
+                continue
+            name = key_node.value
+            entry = _join(path, name)
+            problem = _bucket_name_problem(name)
+            if problem:
+                self.error(entry, key_node, f"invalid S3 bucket name {name!r}: {problem}")
+                valid = False
+            if name in result:
+                self.error(entry, key_node, f"duplicate bucket {name!r}")
+                valid = False
+            if _is_null(value_node):
+                self.error(entry, value_node, "needs a directory path")
+                valid = False
+                continue
+            directory = _path(self, entry, value_node)
+            if directory is INVALID:
+                valid = False
+                continue
+            result[name] = directory
+        return MappingProxyType(result) if valid else INVALID
+
+
+def _normalise_trigger(trigger_type: str | None, value: str, country: str) -> str | None:
+    if trigger_type == TRIGGER_TO_PHONE_NUMBER:
+        return normalize_e164(value, country)
+    if trigger_type == TRIGGER_REQUEST_URI_HOSTNAME:
+        host = value.lower().rstrip(".")
+        return host if _valid_host_name(host) else None
+    return None
+
+
+def _value_node(node: Node, key: str) -> Node | None:
+    if isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.value == key:
+                found: Node = value_node
+                return found
+    return None
+
+
+def _key_node(node: Node, key: str) -> Node:
+    if isinstance(node, MappingNode):
+        for key_node, _ in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.value == key:
+                return key_node
+    return node

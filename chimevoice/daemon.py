@@ -1,0 +1,112 @@
+"""Wiring: configuration -> SIP endpoint, handler invokers, call manager; run until a signal."""
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import structlog
+
+from lambda_bridge import HandlerConfig, create_invoker
+
+from .calls import CallManager
+from .cdr import CdrWriter
+from .config import Config, SipMediaApplication
+from .media.audio import AudioCache
+from .media.storage import BucketStore
+from .metrics import Metrics
+
+log = structlog.get_logger("chimevoice.daemon")
+
+
+def handler_config(app: SipMediaApplication, config_dir: Path) -> HandlerConfig:
+    h = app.handler
+    return HandlerConfig(
+        type=h.type, target=h.target, function_name=app.name, environment=dict(h.environment),
+        timeout_s=h.timeout_s, retry_after_s=h.retry_after_s, max_retries=h.max_retries,
+        workers=h.workers, python_path=tuple(str(p) for p in h.python_path) or (str(config_dir),),
+        aws_region=app.aws_region, aws_account_id=app.aws_account_id,
+        memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers))
+
+
+def endpoint_settings(cfg: Config):
+    from .sip.endpoint import EndpointSettings, ListenerSettings
+    return EndpointSettings(
+        listeners=tuple(ListenerSettings(l.transport, l.address, l.port, l.certificate, l.private_key,
+                                         l.ca_list, l.verify_client) for l in cfg.sip.listeners),
+        rtp_port_start=cfg.sip.rtp.port_start, rtp_port_count=cfg.sip.rtp.port_count,
+        user_agent=cfg.sip.user_agent,
+        pj_log_level=4 if cfg.logging.level == "debug" else 1)
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, drain_timeout_s: float = 10.0, http: tuple[str, int] | None = None) -> None:
+        self.cfg = cfg
+        self.drain_timeout_s = drain_timeout_s
+        self.http = http
+        self.metrics = Metrics()
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> int:
+        from .sip.endpoint import SipEndpoint   # needs the pjsua2 server build
+
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        data = cfg.data_dir
+        for d in (data, *cfg.buckets.values()):
+            Path(d).mkdir(parents=True, exist_ok=True)
+        config_dir = Path(cfg.source).resolve().parent if cfg.source and cfg.source != "<string>" else Path.cwd()
+        invokers = {app.id: create_invoker(handler_config(app, config_dir),
+                                           logger=log.bind(sip_media_application=app.id))
+                    for app in cfg.sip_media_applications}
+        audio = AudioCache(data / "audio-cache", rate=8000)
+        manager = CallManager(cfg, None, invokers, audio=audio,  # type: ignore[arg-type]
+                              buckets=BucketStore(dict(cfg.buckets)), cdr=CdrWriter(data),
+                              metrics=self.metrics, loop=loop)
+        endpoint = SipEndpoint(endpoint_settings(cfg),
+                               lambda event: loop.call_soon_threadsafe(manager.on_sip_event, event))
+        manager.sip = endpoint
+        try:
+            endpoint.start()
+        except RuntimeError as exc:
+            log.error("sip_start_failed", error=str(exc))
+            for inv in invokers.values():
+                await inv.close()
+            return 1
+        for transport, address, port in endpoint.bound:
+            log.info("sip_listening", transport=transport, address=address, port=port)
+        runner = await self._start_http(manager) if self.http else None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        log.info("chimevoice_ready", applications=len(invokers), rules=len(cfg.sip_rules),
+                 data_dir=str(data))
+        await self.stopping.wait()
+        log.info("shutting_down", active_calls=len(manager.by_tx), drain_timeout_s=self.drain_timeout_s)
+        await manager.drain(self.drain_timeout_s)
+        if runner is not None:
+            await runner.cleanup()
+        await loop.run_in_executor(None, endpoint.stop)
+        for inv in invokers.values():
+            await inv.close()
+        log.info("stopped", calls_total=self.metrics.counter("calls_total"))
+        return 0
+
+    async def _start_http(self, manager: CallManager):
+        from aiohttp import web
+
+        async def metrics(_request):
+            return web.Response(text=self.metrics.render(), content_type="text/plain")
+
+        async def health(_request):
+            return web.json_response({"status": "ok" if manager.accepting else "draining",
+                                      "active_calls": len(manager.by_tx)})
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/health", health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        assert self.http is not None
+        await web.TCPSite(runner, self.http[0], self.http[1]).start()
+        log.info("http_listening", address=self.http[0], port=self.http[1], paths=["/metrics", "/health"])
+        return runner

@@ -1,0 +1,97 @@
+"""Commands the engine asks its driver to carry out.
+
+Plain frozen dataclasses: the driver (``chimevoice.calls``) pattern-matches on
+them and turns them into SIP/media operations, handler invocations and timers.
+Results come back into the engine as method calls on the Transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Invoke:
+    """Invoke the handler of application *app_id* with *event*."""
+    event: dict[str, Any]
+    app_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """Send 180 Ringing on an unanswered inbound leg."""
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Answer an inbound leg with 200 OK (media follows)."""
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Final non-2xx response to an unanswered inbound leg."""
+    call_id: str
+    status_code: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """BYE an answered leg (optionally with a Reason: SIP;cause=N header)."""
+    call_id: str
+    cause: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareAudio:
+    """Resolve (bucket, key) to a playable file; answer with audio_ready/audio_failed."""
+    request_id: str
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Play a prepared file *repeat* times to a leg; answer with playback_finished."""
+    call_id: str
+    play_id: str
+    path: str
+    repeat: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlay:
+    call_id: str
+    play_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Call Transaction.timer_fired(name) after *seconds* (replaces a timer of that name)."""
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """A log line the driver emits with the transaction's context bound."""
+    level: str
+    event: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The transaction is over: every leg is disconnected and no invocation is pending."""
+    reason: str
+
+
+Command = (Invoke | Ring | Answer | Reject | Disconnect | PrepareAudio | Play | StopPlay
+           | StartTimer | CancelTimer | Log | Finished)

@@ -1,0 +1,90 @@
+"""Admission and routing of an inbound INVITE (pure).
+
+Order (docs/configuration.md): pick the Voice Connector (Request-URI host,
+then called number) → source address on its allow list, else 403 → digest
+credentials when configured, else 401 with a challenge → TLS when the
+connector requires encryption, else 403 → SIP rule (ToPhoneNumber, then
+RequestUriHostname), else the configured no-route response (404).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sip_rules
+
+from .config import Config, SipMediaApplication, SipRule, VoiceConnector
+from .sip.events import IncomingCall
+from .sip.message import uri_of, uri_parts
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    connector: VoiceConnector
+    rule: SipRule
+    applications: list[SipMediaApplication]   # priority order
+    called: str                                # E.164 when it normalises, else the URI user
+    caller: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    status_code: int
+    reason: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def called_and_caller(call: IncomingCall, country_code: str) -> tuple[str, str, str]:
+    """(called, caller, request-URI host) with numbers normalised to E.164 where possible."""
+    _, user, host, _ = uri_parts(call.request_uri)
+    if not user:
+        _, user, _, _ = uri_parts(uri_of(call.to_uri))
+    _, from_user, _, _ = uri_parts(uri_of(call.from_uri))
+    called = sip_rules.normalize_e164(user, country_code) or user
+    caller = sip_rules.normalize_e164(from_user, country_code) or from_user
+    return called, caller, host
+
+
+def route_call(cfg: Config, call: IncomingCall, *, auth_secret: bytes,
+               now: float | None = None) -> Route | Rejection:
+    cc = cfg.sip.default_country_code
+    called, caller, host = called_and_caller(call, cc)
+    connector = sip_rules.select_voice_connector(
+        cfg.voice_connectors, request_uri_host=host, called_number=called, default_country_code=cc)
+    if connector is None:
+        if not any(sip_rules.source_allowed(vc, call.source_ip) for vc in cfg.voice_connectors):
+            return Rejection(403, f"source {call.source_ip} is on no Voice Connector allow list")
+        return Rejection(cfg.sip.no_route_response, f"no Voice Connector serves {called}@{host}")
+    if not sip_rules.source_allowed(connector, call.source_ip):
+        return Rejection(403, f"source {call.source_ip} is not on the allow list of {connector.id}")
+    if connector.credentials is not None:
+        problem = _check_credentials(connector, call, auth_secret, time.time() if now is None else now)
+        if problem is not None:
+            return problem
+    if connector.encryption and call.transport != "tls":
+        return Rejection(403, f"Voice Connector {connector.id} requires TLS")
+    rule = sip_rules.match_rule(cfg.sip_rules, called_number=called, request_uri_host=host,
+                                default_country_code=cc)
+    if rule is None:
+        return Rejection(cfg.sip.no_route_response, f"no SIP rule for {called} or host {host}")
+    apps = [app for t in sip_rules.targets_in_order(rule)
+            if (app := cfg.application(t.sip_media_application_id)) is not None]
+    if not apps:
+        return Rejection(cfg.sip.no_route_response, f"SIP rule {rule.id} has no usable target")
+    return Route(connector, rule, apps, called, caller)
+
+
+def _check_credentials(connector: VoiceConnector, call: IncomingCall, secret: bytes,
+                       now: float) -> Rejection | None:
+    creds = connector.credentials
+    assert creds is not None
+    for value in call.headers.get("authorization", []):
+        params = sip_rules.parse_authorization(value)
+        if sip_rules.verify_digest(params, method="INVITE", username=creds.username,
+                                   password=creds.password, realm=creds.realm, secret=secret, now=now):
+            return None
+    stale = any(sip_rules.nonce_status(sip_rules.parse_authorization(v).get("nonce", ""),
+                                       secret=secret, now=now) == "stale"
+                for v in call.headers.get("authorization", []))
+    challenge = sip_rules.make_challenge(creds.realm, sip_rules.make_nonce(secret, now), stale=stale)
+    return Rejection(401, "digest authentication required", (("WWW-Authenticate", challenge),))

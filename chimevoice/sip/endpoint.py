@@ -1,0 +1,472 @@
+"""The pjsua2 thread boundary: the only module in chimevoice that imports pjsua2.
+
+One dedicated thread creates the pjsua2 library, runs ``libHandleEvents`` and
+owns every pjsua2 object (calls, players, transports). The rest of the daemon
+is asyncio and talks to this thread only through
+
+* commands: :class:`SipEndpoint` methods put tuples on a thread-safe queue the
+  pjsua2 thread drains between polls, and
+* events: plain dataclasses from :mod:`chimevoice.sip.events`, handed to the
+  ``post`` callback (the daemon wraps it with ``loop.call_soon_threadsafe``).
+
+pjsua2 runs with ``threadCnt = 0`` and ``mainThreadOnly = True`` so that every
+callback arrives on this thread, except the player end-of-file callback, which
+pjmedia calls from its clock thread; it only puts a tuple on the command queue.
+"""
+from __future__ import annotations
+
+import queue
+import resource
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pjsua2 as pj
+import structlog
+
+from . import events as ev
+from .message import chime_sip_headers, parse_request, via_transport
+
+log = structlog.get_logger("chimevoice.sip")
+
+_POLL_MS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    transport: str                  # udp | tcp | tls
+    address: str
+    port: int
+    certificate: Path | None = None
+    private_key: Path | None = None
+    ca_list: Path | None = None
+    verify_client: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    listeners: tuple[ListenerSettings, ...]
+    rtp_port_start: int = 20000
+    rtp_port_count: int = 10000
+    max_calls: int = 2048
+    clock_rate: int = 8000
+    user_agent: str = "chimevoice"
+    pj_log_level: int = 1
+    codec_priority: tuple[str, ...] = ("PCMU/8000", "PCMA/8000", "G722/16000")
+    extra: dict = field(default_factory=dict)
+
+
+class SipEndpoint:
+    """asyncio-facing facade over the pjsua2 thread. Every method is thread-safe
+    and returns at once; results arrive later as events."""
+
+    def __init__(self, settings: EndpointSettings, post: Callable[[ev.SipEvent], None]) -> None:
+        self._settings = settings
+        self._post = post
+        self._commands: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self._start_error: BaseException | None = None
+        self.bound: list[tuple[str, str, int]] = []
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self, timeout: float = 15.0) -> None:
+        """Start the pjsua2 thread; raise if the library or a listener fails."""
+        self._thread = threading.Thread(target=self._run, name="pjsua2", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise RuntimeError("pjsua2 did not start in time")
+        if self._start_error is not None:
+            raise RuntimeError(f"SIP endpoint failed to start: {self._start_error}") from self._start_error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Hang up every call, destroy the library and join the thread."""
+        if self._thread is None:
+            return
+        self._commands.put(("stop",))
+        self._thread.join(timeout)
+        self._thread = None
+
+    # -- commands (any thread) -------------------------------------------
+    def ring(self, leg_id: str) -> None:
+        self._commands.put(("ring", leg_id))
+
+    def answer(self, leg_id: str) -> None:
+        self._commands.put(("answer", leg_id))
+
+    def reject(self, leg_id: str, status_code: int, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self._commands.put(("reject", leg_id, status_code, headers))
+
+    def disconnect(self, leg_id: str, cause: int = 0) -> None:
+        self._commands.put(("disconnect", leg_id, cause))
+
+    def play(self, leg_id: str, play_id: str, path: str, repeat: int = 1) -> None:
+        self._commands.put(("play", leg_id, play_id, path, repeat))
+
+    def stop_play(self, leg_id: str, play_id: str) -> None:
+        self._commands.put(("stop_play", leg_id, play_id))
+
+    # -- the pjsua2 thread -------------------------------------------------
+    def _run(self) -> None:
+        try:
+            core = _Core(self._settings, self._post, self._commands)
+            core.create()
+            self.bound = core.bound
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._start_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            core.loop()
+        finally:
+            core.destroy()
+            self._stopped.set()
+
+
+class _Core:
+    """State owned by the pjsua2 thread. Never touched from another thread."""
+
+    def __init__(self, settings: EndpointSettings, post: Callable[[ev.SipEvent], None],
+                 commands: queue.SimpleQueue) -> None:
+        self.pj = pj
+        self.settings = settings
+        self.post = post
+        self.commands = commands
+        self.calls: dict[str, _Call] = {}
+        self.players: dict[tuple[str, str], _Player] = {}
+        self.bound: list[tuple[str, str, int]] = []
+        self.running = True
+        self._garbage: list = []
+
+    # lifecycle
+    def create(self) -> None:
+        pj = self.pj
+        s = self.settings
+        _raise_fd_limit(s.max_calls * 4 + 256)
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = s.max_calls
+        cfg.uaConfig.userAgent = s.user_agent
+        cfg.logConfig.level = s.pj_log_level
+        cfg.logConfig.consoleLevel = 0
+        self.log_writer = _LogWriter()
+        cfg.logConfig.writer = self.log_writer
+        cfg.logConfig.decor = 0
+        med = cfg.medConfig
+        med.clockRate = s.clock_rate
+        med.sndClockRate = s.clock_rate
+        med.channelCount = 1
+        med.noVad = True
+        med.ecTailLen = 0           # no echo canceller: we are a server, not a handset
+        med.quality = 4
+        med.threadCnt = 1
+        med.maxMediaPorts = s.max_calls * 4 + 64
+        self.ep.libInit(cfg)
+        self.ep.audDevManager().setNullDev()
+        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
+        if any(":" in lst.address for lst in s.listeners):
+            kinds6 = {"udp": pj.PJSIP_TRANSPORT_UDP6, "tcp": pj.PJSIP_TRANSPORT_TCP6,
+                      "tls": pj.PJSIP_TRANSPORT_TLS6}
+        else:
+            kinds6 = kinds
+        for lst in s.listeners:
+            tc = pj.TransportConfig()
+            tc.port = lst.port
+            tc.boundAddress = lst.address
+            if lst.transport == "tls":
+                tc.tlsConfig.certFile = str(lst.certificate)
+                tc.tlsConfig.privKeyFile = str(lst.private_key)
+                if lst.ca_list:
+                    tc.tlsConfig.CaListFile = str(lst.ca_list)
+                tc.tlsConfig.verifyClient = bool(lst.verify_client)
+                tc.tlsConfig.requireClientCert = bool(lst.verify_client)
+            kind = (kinds6 if ":" in lst.address else kinds)[lst.transport]
+            try:
+                self.ep.transportCreate(kind, tc)
+            except pj.Error as exc:
+                raise RuntimeError(f"cannot listen on {lst.transport}:{lst.address}:{lst.port}: "
+                                   f"{exc.info()}") from None
+            self.bound.append((lst.transport, lst.address, lst.port))
+        self.ep.libStart()
+        self._set_codec_priorities()
+        acfg = pj.AccountConfig()
+        first = s.listeners[0]
+        host = f"[{first.address}]" if ":" in first.address else first.address
+        acfg.idUri = f"sip:chimevoice@{host}:{first.port}"
+        acfg.mediaConfig.transportConfig.port = s.rtp_port_start
+        acfg.mediaConfig.transportConfig.portRange = s.rtp_port_count
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
+        acfg.mediaConfig.srtpSecureSignaling = 0
+        acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+        self.account = _Account(self)
+        self.account.create(acfg, True)
+
+    def _set_codec_priorities(self) -> None:
+        preferred = list(self.settings.codec_priority)
+        for info in self.ep.codecEnum2():
+            cid = info.codecId
+            prio = 0
+            for i, name in enumerate(preferred):
+                if cid.lower().startswith(name.lower()):
+                    prio = 255 - i
+                    break
+            else:
+                if cid.lower().startswith(("speex", "l16")):
+                    prio = 0              # speex saturates the clock thread; L16 is wasteful
+                elif cid.lower().startswith(("gsm", "opus")):
+                    prio = 100
+            self.ep.codecSetPriority(cid, prio)
+
+    def loop(self) -> None:
+        while self.running:
+            self.ep.libHandleEvents(_POLL_MS)
+            self._garbage.clear()
+            self._drain()
+
+    def destroy(self) -> None:
+        try:
+            self.ep.hangupAllCalls()
+            for _ in range(40):
+                self.ep.libHandleEvents(10)
+        except Exception:  # noqa: BLE001 - best effort on shutdown
+            pass
+        self.players.clear()
+        self.calls.clear()
+        self._garbage.clear()
+        try:
+            self.account.shutdown()
+            self.ep.libDestroy()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("pjsua2_destroy_failed", error=str(exc))
+
+    # commands
+    def _drain(self) -> None:
+        while True:
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            name = cmd[0]
+            try:
+                getattr(self, "_cmd_" + name)(*cmd[1:])
+            except self.pj.Error as exc:
+                leg = cmd[1] if len(cmd) > 1 else ""
+                self.post(ev.CommandFailed(leg, name, exc.info()))
+            except Exception as exc:  # noqa: BLE001 - the SIP thread must survive
+                leg = cmd[1] if len(cmd) > 1 else ""
+                log.exception("sip_command_failed", command=name, leg_id=leg)
+                self.post(ev.CommandFailed(leg, name, str(exc)))
+
+    def _cmd_stop(self) -> None:
+        self.running = False
+
+    def _op(self, code: int = 0, headers: tuple[tuple[str, str], ...] = ()):
+        prm = self.pj.CallOpParam(True)
+        prm.statusCode = code
+        for name, value in headers:
+            h = self.pj.SipHeader()
+            h.hName = name
+            h.hValue = value
+            prm.txOption.headers.append(h)
+        return prm
+
+    def _cmd_ring(self, leg_id: str) -> None:
+        call = self.calls.get(leg_id)
+        if call and not call.answered:
+            call.answer(self._op(180))
+
+    def _cmd_answer(self, leg_id: str) -> None:
+        call = self.calls.get(leg_id)
+        if call and not call.answered:
+            call.answered = True
+            call.answer(self._op(200))
+
+    def _cmd_reject(self, leg_id: str, code: int, headers: tuple) -> None:
+        call = self.calls.get(leg_id)
+        if call:
+            call.local_hangup = True
+            call.hangup(self._op(code, headers))
+
+    def _cmd_disconnect(self, leg_id: str, cause: int) -> None:
+        call = self.calls.get(leg_id)
+        if not call:
+            return
+        call.local_hangup = True
+        headers = ()
+        if cause:
+            headers = (("Reason", f"SIP;cause={cause}"),)
+        call.hangup(self._op(0 if call.answered else (cause or 480), headers))
+
+    def _cmd_play(self, leg_id: str, play_id: str, path: str, repeat: int) -> None:
+        call = self.calls.get(leg_id)
+        if call is None:
+            return
+        if call.audio is None:
+            call.pending_plays.append((play_id, path, repeat))
+            return
+        self._start_player(call, play_id, path, repeat)
+
+    def _start_player(self, call: _Call, play_id: str, path: str, repeat: int) -> None:
+        player = _Player(self, call.leg_id, play_id, repeat)
+        player.createPlayer(path, self.pj.PJMEDIA_FILE_NO_LOOP)
+        player.startTransmit(call.audio)
+        self.players[(call.leg_id, play_id)] = player
+
+    def _cmd_stop_play(self, leg_id: str, play_id: str) -> None:
+        player = self.players.pop((leg_id, play_id), None)
+        call = self.calls.get(leg_id)
+        if call:
+            call.pending_plays = [p for p in call.pending_plays if p[0] != play_id]
+        if player is not None:
+            self._release_player(player, call)
+
+    def _release_player(self, player: _Player, call: _Call | None) -> None:
+        if call is not None and call.audio is not None:
+            try:
+                player.stopTransmit(call.audio)
+            except self.pj.Error:
+                pass
+        self._garbage.append(player)
+
+    def _cmd_eof(self, leg_id: str, play_id: str) -> None:
+        player = self.players.get((leg_id, play_id))
+        if player is None:
+            return
+        player.remaining -= 1
+        if player.remaining > 0:
+            player.setPos(0)
+            return
+        del self.players[(leg_id, play_id)]
+        self._release_player(player, self.calls.get(leg_id))
+        self.post(ev.PlaybackFinished(leg_id, play_id))
+
+    # callbacks from _Account/_Call
+    def incoming(self, call: _Call, rdata) -> None:
+        text = rdata.wholeMsg
+        _, ruri, headers, body = parse_request(text)
+        src = rdata.srcAddress
+        host, _, port = src.rpartition(":")
+        host = host.strip("[]")
+        info = call.getInfo()
+        self.calls[call.leg_id] = call
+        self.post(ev.IncomingCall(
+            leg_id=call.leg_id, source_ip=host, source_port=int(port or 0),
+            transport=via_transport(headers), request_uri=ruri,
+            from_uri=info.remoteUri, to_uri=info.localUri, sip_call_id=info.callIdString,
+            headers=headers, sip_headers=chime_sip_headers(text), has_sdp=bool(body.strip()), srtp_offered="RTP/SAVP" in body,
+        ))
+
+    def media_state(self, call: _Call) -> None:
+        info = call.getInfo()
+        active = any(m.status == self.pj.PJSUA_CALL_MEDIA_ACTIVE for m in info.media)
+        if not active or call.audio is not None:
+            return
+        call.audio = call.getAudioMedia(-1)
+        self.post(ev.MediaReady(call.leg_id))
+        pending, call.pending_plays = call.pending_plays, []
+        for play_id, path, repeat in pending:
+            try:
+                self._start_player(call, play_id, path, repeat)
+            except self.pj.Error as exc:
+                self.post(ev.CommandFailed(call.leg_id, "play", exc.info()))
+
+    def call_state(self, call: _Call) -> None:
+        info = call.getInfo()
+        if info.state == self.pj.PJSIP_INV_STATE_CONFIRMED:
+            self.post(ev.CallConfirmed(call.leg_id))
+        elif info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
+            for key in [k for k in self.players if k[0] == call.leg_id]:
+                self._release_player(self.players.pop(key), call)
+            self.calls.pop(call.leg_id, None)
+            call.audio = None
+            self._garbage.append(call)
+            self.post(ev.CallDisconnected(
+                call.leg_id, int(info.lastStatusCode), info.lastReason,
+                by_remote=not call.local_hangup, connect_duration_s=info.connectDuration.sec
+                + info.connectDuration.msec / 1000.0))
+
+    def dtmf(self, call: _Call, digit: str, method: int) -> None:
+        kind = "sip-info" if method == self.pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
+        self.post(ev.DtmfReceived(call.leg_id, digit, kind))
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard == resource.RLIM_INFINITY else min(hard, max(soft, wanted))
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+class _Account(pj.Account):
+    def __init__(self, core: _Core) -> None:
+        super().__init__()
+        self.core = core
+
+    def onIncomingCall(self, prm) -> None:
+        call = _Call(self, prm.callId)
+        try:
+            self.core.incoming(call, prm.rdata)
+        except Exception:  # noqa: BLE001
+            log.exception("incoming_call_failed")
+            call.hangup(self.core._op(500))
+
+
+class _Call(pj.Call):
+    def __init__(self, acc: _Account, call_id: int) -> None:
+        super().__init__(acc, call_id)
+        self.core = acc.core
+        self.leg_id = str(uuid.uuid4())
+        self.answered = False
+        self.local_hangup = False
+        self.audio = None
+        self.pending_plays: list[tuple[str, str, int]] = []
+
+    def onCallState(self, prm) -> None:
+        try:
+            self.core.call_state(self)
+        except Exception:  # noqa: BLE001
+            log.exception("call_state_failed", leg_id=self.leg_id)
+
+    def onCallMediaState(self, prm) -> None:
+        try:
+            self.core.media_state(self)
+        except Exception:  # noqa: BLE001
+            log.exception("media_state_failed", leg_id=self.leg_id)
+
+    def onDtmfDigit(self, prm) -> None:
+        try:
+            self.core.dtmf(self, prm.digit, prm.method)
+        except Exception:  # noqa: BLE001
+            log.exception("dtmf_failed", leg_id=self.leg_id)
+
+
+class _Player(pj.AudioMediaPlayer):
+    def __init__(self, core: _Core, leg_id: str, play_id: str, repeat: int) -> None:
+        super().__init__()
+        self.commands = core.commands
+        self.key = (leg_id, play_id)
+        self.remaining = max(1, repeat)
+
+    def onEof2(self) -> None:
+        # Called on pjmedia's clock thread: only hand the fact to the pjsua2 thread.
+        self.commands.put(("eof", *self.key))
+
+
+class _LogWriter(pj.LogWriter):
+    def write(self, entry) -> None:
+        msg = entry.msg.strip()
+        if msg:
+            (log.warning if entry.level <= 2 else log.debug)("pjsip", level=entry.level, msg=msg)
+
+
+__all__ = ["SipEndpoint", "EndpointSettings", "ListenerSettings"]

@@ -1,0 +1,65 @@
+"""Events the SIP thread posts to the asyncio loop (plain values, no pjsua2 objects)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall:
+    leg_id: str                 # our handle for the leg (used in every command)
+    source_ip: str
+    source_port: int
+    transport: str              # "udp" | "tcp" | "tls"
+    request_uri: str
+    from_uri: str
+    to_uri: str
+    sip_call_id: str
+    headers: dict[str, list[str]] = field(default_factory=dict)   # lower-case name -> values
+    sip_headers: dict[str, str] = field(default_factory=dict)     # what handlers see (04 §2.2)
+    has_sdp: bool = True
+    srtp_offered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MediaReady:
+    leg_id: str
+    codec: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfirmed:
+    """The 200 OK was acknowledged (ACK received)."""
+    leg_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallDisconnected:
+    leg_id: str
+    status_code: int            # last SIP status seen on the dialog (e.g. 200 after BYE, 487 after CANCEL)
+    reason: str
+    by_remote: bool             # the far end hung up (BYE/CANCEL), not us
+    connect_duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    leg_id: str
+    digit: str
+    method: str                 # "rfc4733" | "sip-info"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    leg_id: str
+    play_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFailed:
+    leg_id: str
+    command: str
+    message: str
+
+
+SipEvent = (IncomingCall | MediaReady | CallConfirmed | CallDisconnected | DtmfReceived
+            | PlaybackFinished | CommandFailed)

@@ -1,0 +1,109 @@
+"""Tiny, pure helpers to read the parts of a SIP request that pjsua2 does not expose."""
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+# RFC 3261 compact header forms we may meet.
+_COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact", "v": "via", "l": "content-length",
+            "c": "content-type", "k": "supported"}
+
+
+def parse_request(text: str) -> tuple[str, str, dict[str, list[str]], str]:
+    """(method, request_uri, headers, body) from a whole SIP request.
+
+    Header names are lower-cased (compact forms expanded); folded lines are joined.
+    """
+    head, _, body = text.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n")
+    parts = lines[0].split(" ")
+    method, uri = (parts[0], parts[1]) if len(parts) >= 3 else ("", "")
+    headers: dict[str, list[str]] = {}
+    last: str | None = None
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and last:
+            headers[last][-1] += " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        name = name.strip().lower()
+        name = _COMPACT.get(name, name)
+        headers.setdefault(name, []).append(value.strip())
+        last = name
+    return method, uri, headers, body
+
+
+_URI_RE = re.compile(r"<([^>]*)>")
+
+
+def uri_of(name_addr: str) -> str:
+    """The URI inside a name-addr (``"Bob" <sip:bob@host>;tag=1``) or the addr-spec itself."""
+    m = _URI_RE.search(name_addr)
+    if m:
+        return m.group(1).strip()
+    return name_addr.split(";", 1)[0].strip()
+
+
+def uri_parts(uri: str) -> tuple[str, str, str, dict[str, str]]:
+    """(scheme, user, host, params) of a sip:/sips:/tel: URI. Host has no port; params lower-cased names."""
+    scheme, _, rest = uri.partition(":")
+    scheme = scheme.lower()
+    rest = rest.split("?", 1)[0]
+    if scheme == "tel":
+        number, *params = rest.split(";")
+        return scheme, unquote(number), "", _params(params)
+    userinfo, at, hostport = rest.rpartition("@")
+    if not at:
+        hostport, userinfo = rest, ""
+    hostport, *params = hostport.split(";")
+    user = unquote(userinfo.split(":", 1)[0])
+    if hostport.startswith("["):
+        host = hostport[1:hostport.find("]")] if "]" in hostport else hostport[1:]
+    else:
+        host = hostport.split(":", 1)[0]
+    return scheme, user, host.lower(), _params(params)
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        if not item:
+            continue
+        k, _, v = item.partition("=")
+        out[k.strip().lower()] = unquote(v.strip())
+    return out
+
+
+def via_transport(headers: dict[str, list[str]]) -> str:
+    """Transport of the top Via (``SIP/2.0/TCP host`` -> ``tcp``)."""
+    for value in headers.get("via", []):
+        m = re.match(r"\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z]+)", value)
+        if m:
+            return m.group(1).lower()
+    return "udp"
+
+
+_SURFACED = ("user-to-user", "diversion")
+_RESERVED_PREFIXES = ("x-vine", "x-amzn", "x-vc", "x-canary", "x-voice")
+
+
+def chime_sip_headers(raw_text: str) -> dict[str, str]:
+    """The headers a handler sees in ``Participants[].SipHeaders`` (04 §2.2): custom
+    ``X-`` headers, ``User-to-User`` and ``Diversion``, with their received spelling;
+    internal names are filtered out; repeated headers are joined with a comma."""
+    head = raw_text.replace("\r\n", "\n").partition("\n\n")[0]
+    out: dict[str, str] = {}
+    for line in head.split("\n")[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or line[:1] in (" ", "\t"):
+            continue
+        name = name.strip()
+        low = name.lower()
+        if not (low.startswith("x-") or low in _SURFACED):
+            continue
+        if any(low == p or low.startswith(p + "-") for p in _RESERVED_PREFIXES):
+            continue
+        value = value.strip()
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
