@@ -11,10 +11,10 @@ Three handler types share one deadline/retry policy (:mod:`lambda_bridge.policy`
 This module stays light (no aiohttp/boto3 import): python workers import it.
 """
 
-from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping as _Mapping
+from typing import Any as _Any
+from typing import Protocol as _Protocol
+from typing import runtime_checkable as _runtime_checkable
 
 from .config import HandlerConfig
 from .errors import (
@@ -37,9 +37,9 @@ __all__ = [
 ]
 
 
-@runtime_checkable
-class Invoker(Protocol):
-    async def invoke(self, event: dict, *, log_context: Mapping[str, str] | None = None) -> Any:
+@_runtime_checkable
+class Invoker(_Protocol):
+    async def invoke(self, event: dict, *, log_context: _Mapping[str, str] | None = None) -> _Any:
         """Invoke the handler; return its decoded JSON answer (dict, list, str, None...)
         or raise an :class:`InvocationError`."""
         ...
@@ -49,7 +49,7 @@ class Invoker(Protocol):
         ...
 
 
-def create_invoker(cfg: HandlerConfig, *, logger: Any = None) -> Invoker:
+def create_invoker(cfg: HandlerConfig, *, logger: _Any = None) -> Invoker:
     """Build the invoker for ``cfg.type``.  ``logger`` is a structlog-style bound
     logger (``.info/.warning/.error(event, **fields)``); default ``structlog.get_logger()``."""
     if logger is None:

@@ -8,9 +8,10 @@ import aiohttp
 
 from .base import BaseInvoker, decode_json_output
 from .config import HandlerConfig
-from .errors import HandlerUnreachable
+from .errors import HandlerUnreachable, InvalidHandlerOutput
 
 _BODY_EXCERPT = 200
+_MAX_BODY = 16 * 1024 * 1024  # Lambda's own response limit is 6 MB
 
 
 class HttpInvoker(BaseInvoker):
@@ -40,8 +41,15 @@ class HttpInvoker(BaseInvoker):
         try:
             # no per-request timeout: the policy cancels this attempt at the deadline
             async with session.post(url, data=event_json.encode("utf-8"), headers=headers) as resp:
-                body = await resp.read()
                 status = resp.status
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(65536):
+                    body += chunk
+                    if len(body) > _MAX_BODY:
+                        raise InvalidHandlerOutput(
+                            f"{self.cfg.function_name}: response from {url} is larger than "
+                            f"{_MAX_BODY} bytes"
+                        )
         except aiohttp.ClientConnectorError as exc:
             raise HandlerUnreachable(
                 f"{self.cfg.function_name}: cannot connect to {url}: {exc}", retryable=True
@@ -52,12 +60,12 @@ class HttpInvoker(BaseInvoker):
                 f"{self.cfg.function_name}: request to {url} failed: {exc!r}", retryable=True
             ) from None
         if status >= 400:
-            excerpt = body[:_BODY_EXCERPT].decode("utf-8", "replace")
+            excerpt = bytes(body[:_BODY_EXCERPT]).decode("utf-8", "replace")
             raise HandlerUnreachable(
                 f"{self.cfg.function_name}: {url} answered HTTP {status}: {excerpt}",
                 retryable=True,
             )
-        return decode_json_output(body, f"{self.cfg.function_name}: response body from {url}")
+        return decode_json_output(bytes(body), f"{self.cfg.function_name}: response body from {url}")
 
     async def close(self) -> None:
         self._closed = True

@@ -68,6 +68,22 @@ def describe_exit(returncode: int | None) -> str:
     return f"exit status {returncode}"
 
 
+class _WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Signals the worker's exit as soon as it is reaped.
+
+    ``Process.wait()`` also waits for the stdout/stderr pipes to close, which
+    never happens while a subprocess started by the handler holds them."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exit_future: asyncio.Future = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exit_future.done():
+            self.exit_future.set_result(None)
+
+
 class _OutputStream:
     """Reads one of a worker's stdout/stderr pipes and logs its lines."""
 
@@ -174,6 +190,8 @@ class _Worker:
         self.tasks: list[asyncio.Task] = []
         self._writer: asyncio.StreamWriter | None = None
         self._msg_task: asyncio.Task | None = None
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._exit_future: asyncio.Future | None = None
 
     # ---------------------------------------------------------- lifecycle
     @property
@@ -204,8 +222,10 @@ class _Worker:
         for entry in inv.python_path:
             argv += ["--path", entry]
         try:
+            loop = asyncio.get_running_loop()
             try:
-                self.proc = await asyncio.create_subprocess_exec(
+                transport, protocol = await loop.subprocess_exec(
+                    lambda: _WorkerProtocol(limit=2**16, loop=loop),
                     *argv,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
@@ -219,6 +239,9 @@ class _Worker:
                 )
             finally:
                 child_sock.close()
+            self._transport = transport
+            self._exit_future = protocol.exit_future
+            self.proc = asyncio.subprocess.Process(transport, protocol, loop)
             self.pid = self.proc.pid
             reader, writer = await asyncio.open_unix_connection(
                 sock=parent_sock, limit=_MESSAGE_LIMIT
@@ -240,6 +263,8 @@ class _Worker:
             asyncio.ensure_future(self._watch()),
         ]
         inv._info("handler_worker_started", None, pid=self.pid, worker=self.number)
+        if self.kill_reason is not None:  # killed (deadline, close) while being spawned
+            self.kill(self.kill_reason)
 
     def _start_failed(self, exc: BaseException) -> None:
         inv = self.invoker
@@ -315,7 +340,9 @@ class _Worker:
     async def _watch(self) -> None:
         inv = self.invoker
         assert self.proc is not None
-        returncode = await self.proc.wait()
+        assert self._exit_future is not None and self._transport is not None
+        await self._exit_future
+        returncode = self._transport.get_returncode()
         # like a Lambda environment being reset: nothing the handler started
         # (subprocesses in the worker's process group) outlives the runtime
         try:
@@ -330,18 +357,25 @@ class _Worker:
         if not self.ready.done():
             self.ready.set_exception(
                 HandlerUnreachable(
-                    f"{inv.cfg.function_name}: worker for {inv.cfg.target!r} exited during init: {desc}"
+                    f"{inv.cfg.function_name}: invoker closed while its worker was starting"
+                    if inv.closed
+                    else f"{inv.cfg.function_name}: worker for {inv.cfg.target!r} exited during init: {desc}"
                 )
             )
         crashed_mid_invocation = self.pending is not None and not self.pending.done()
         if crashed_mid_invocation:
             assert self.pending is not None
-            self.pending.set_exception(
-                HandlerFailed(
-                    "Runtime.ExitError",
-                    f"RequestId: {self.request_id} Error: Runtime exited with error: {desc}",
+            if inv.closed:
+                self.pending.set_exception(
+                    HandlerUnreachable(f"{inv.cfg.function_name}: invoker closed during the invocation")
                 )
-            )
+            else:
+                self.pending.set_exception(
+                    HandlerFailed(
+                        "Runtime.ExitError",
+                        f"RequestId: {self.request_id} Error: Runtime exited with error: {desc}",
+                    )
+                )
         if self.kill_reason is None and not self.retiring and not inv.closed:
             fields: dict[str, Any] = dict(self.log_context) if crashed_mid_invocation else {}
             if crashed_mid_invocation:
@@ -360,6 +394,7 @@ class _Worker:
         stream_tasks = [t for t in self.tasks[1:3] if not t.done()]
         if stream_tasks:
             await asyncio.wait(stream_tasks, timeout=0.5)
+        self._transport.close()  # pipes too, even if something still holds them
         if not self.exited.done():
             self.exited.set_result(returncode)
         inv._on_worker_exit(self)
@@ -414,8 +449,12 @@ class _Worker:
                 pass
 
     def terminate(self) -> None:
-        """Ask the worker to exit: EOF on its socket, then SIGTERM."""
+        """Ask the worker to exit: an idle worker gets a shutdown message and
+        EOF on its socket (it returns from its main loop); a busy or starting
+        one, which cannot read them, gets SIGTERM.  The caller escalates to
+        SIGKILL after a grace period."""
         self.retiring = True
+        idle = self.ready.done() and not self.busy
         if self._writer is not None and not self._writer.is_closing():
             try:
                 self._writer.write(b'{"type": "shutdown"}\n')
@@ -423,7 +462,7 @@ class _Worker:
                 pass
             self._writer.close()
         proc = self.proc
-        if proc is not None and proc.returncode is None:
+        if not idle and proc is not None and proc.returncode is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
@@ -455,7 +494,12 @@ class PythonInvoker(BaseInvoker):
     def worker_environment(self) -> dict[str, str]:
         cfg = self.cfg
         env = dict(os.environ)
-        py_path = [*self.python_path, _BRIDGE_ROOT]
+        # handler paths first, then the function's own PYTHONPATH if it sets
+        # one, then what the worker needs to import lambda_bridge itself
+        py_path = [*self.python_path]
+        if cfg.environment.get("PYTHONPATH"):
+            py_path.append(cfg.environment["PYTHONPATH"])
+        py_path.append(_BRIDGE_ROOT)
         if env.get("PYTHONPATH"):
             py_path.append(env["PYTHONPATH"])
         today = _dt.datetime.now(_dt.timezone.utc)
@@ -476,7 +520,8 @@ class PythonInvoker(BaseInvoker):
                 "PYTHONPATH": os.pathsep.join(py_path),
             }
         )
-        env.update(cfg.environment)  # the function's configuration wins
+        env.update(cfg.environment)  # the function's configuration wins...
+        env["PYTHONPATH"] = os.pathsep.join(py_path)  # ...but must keep lambda_bridge importable
         return env
 
     # ---------------------------------------------------------- pool
@@ -566,7 +611,7 @@ class PythonInvoker(BaseInvoker):
         try:
             await asyncio.wait_for(asyncio.shield(worker.exited), _TERMINATE_GRACE_S)
         except asyncio.TimeoutError:
-            worker.kill("did not exit after SIGTERM")
+            worker.kill("did not exit in time after being retired")
 
     def _on_worker_exit(self, worker: _Worker) -> None:
         self._live.discard(worker)

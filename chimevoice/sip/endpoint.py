@@ -202,6 +202,9 @@ class _Core:
         acfg.idUri = f"sip:chimevoice@{host}:{first.port}"
         acfg.mediaConfig.transportConfig.port = s.rtp_port_start
         acfg.mediaConfig.transportConfig.portRange = s.rtp_port_count
+        if first.address not in ("0.0.0.0", "::"):
+            # RTP on the address SIP listens on, so the SDP offers a reachable address.
+            acfg.mediaConfig.transportConfig.boundAddress = first.address
         acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
         acfg.mediaConfig.srtpSecureSignaling = 0
         acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL

@@ -16,7 +16,7 @@ from lambda_bridge import (
     Invoker,
 )
 
-from .conftest import HANDLERS_DIR, ListLogger, pid_alive, pid_exists, wait_until
+from .conftest import HANDLERS_DIR, pid_alive, pid_exists, wait_until
 
 
 def new_call_event(call_id: str = "call-1", event_type: str = "NEW_INBOUND_CALL") -> dict:
@@ -353,7 +353,7 @@ async def test_close_terminates_all_workers(make_invoker, logger):
     await inv.close()
     # no process left, no zombie left
     assert not any(pid_exists(p) for p in pids)
-    with pytest.raises((HandlerUnreachable, HandlerFailed)):
+    with pytest.raises(HandlerUnreachable, match="closed"):
         await busy
     with pytest.raises(HandlerUnreachable):
         await inv.invoke({"seconds": 0})
@@ -366,3 +366,45 @@ async def test_handler_subprocesses_do_not_outlive_the_worker(make_invoker):
     await inv.close()
     assert not pid_exists(out["pid"])
     assert await wait_until(lambda: not pid_alive(out["child"]))
+
+
+async def test_large_payload_round_trip(make_invoker):
+    inv = make_invoker(target="behaviours:echo")
+    event = {"blob": "x" * (3 * 1024 * 1024), "nested": {"list": list(range(1000)), "uni": "héllo ☎"}}
+    assert await inv.invoke(event) == event
+
+
+async def test_no_file_descriptor_leak(make_invoker):
+    import os
+
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        inv = make_invoker(target="behaviours:crash", workers=2)
+        await inv.invoke({})
+        with pytest.raises(HandlerFailed):
+            await inv.invoke({"how": "exit"})
+        await inv.invoke({})
+        await inv.close()
+    assert len(os.listdir("/proc/self/fd")) <= before
+
+
+async def test_crash_detected_while_a_subprocess_holds_the_output_pipes(make_invoker, tmp_path):
+    inv = make_invoker(target="behaviours:spawn_child", workers=1, timeout_s=5.0)
+    child_file = tmp_path / "child"
+    started = time.monotonic()
+    with pytest.raises(HandlerFailed) as info:
+        await inv.invoke({"then_exit": str(child_file)})
+    assert time.monotonic() - started < 2.0  # not the 5 s deadline
+    assert "exit status 2" in info.value.error_message
+    assert await wait_until(lambda: not pid_alive(int(child_file.read_text())))
+
+
+async def test_cold_start_counts_in_the_deadline(make_invoker, logger):
+    inv = make_invoker(target="slow_import:handler", timeout_s=0.8, retry_after_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(HandlerTimeout):
+        await inv.invoke({})
+    assert 0.75 <= time.monotonic() - started < 1.3
+    pids = [r["pid"] for r in logger.events("handler_worker_started")]
+    assert len(pids) == 2  # the first attempt and its retry, both stuck importing
+    assert await wait_until(lambda: not any(pid_exists(p) for p in pids))

@@ -81,5 +81,13 @@ async def async_handler(event, context):
 def spawn_child(event, context):
     import subprocess
 
-    child = subprocess.Popen(["sleep", "30"])
+    child = subprocess.Popen(["sleep", "30"])  # inherits the worker's stdout/stderr
+    if event.get("then_exit"):
+        with open(event["then_exit"], "w") as fh:
+            fh.write(str(child.pid))
+        os._exit(2)
     return {"pid": os.getpid(), "child": child.pid}
+
+
+def echo(event, context):
+    return event

@@ -1,0 +1,6 @@
+from common import record
+
+
+def handler(event, context):
+    record(event)
+    raise RuntimeError("database unavailable")

@@ -1,0 +1,171 @@
+"""A pjsua2 test phone: places one real SIP call, records what it hears, prints a JSON result.
+
+Run as a separate process (pjsua2 allows one library instance per process):
+
+    python tests/support/phone.py --uri sip:+15550100000@127.0.0.1:5060 --record out.wav
+
+Options let it hang up after a while, send DTMF (RFC 4733) at given times, and use
+TCP or TLS. The result line on stdout is JSON: status codes seen, whether and how
+long the call was connected, and who hung up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import pjsua2 as pj
+
+
+class Phone(pj.Call):
+    def __init__(self, acc, ep):
+        super().__init__(acc)
+        self.ep = ep
+        self.statuses: list[int] = []
+        self.confirmed_at: float | None = None
+        self.disconnected_at: float | None = None
+        self.remote_hangup = True
+        self.recorder = None
+        self.audio = None
+        self.last_code = 0
+        self.reason = ""
+
+    def onCallState(self, prm):
+        info = self.getInfo()
+        code = int(info.lastStatusCode)
+        if code and (not self.statuses or self.statuses[-1] != code):
+            self.statuses.append(code)
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and self.confirmed_at is None:
+            self.confirmed_at = time.monotonic()
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.disconnected_at = time.monotonic()
+            self.last_code = code
+            self.reason = info.lastReason
+
+    def onCallMediaState(self, prm):
+        info = self.getInfo()
+        if self.audio is None and any(m.status == pj.PJSUA_CALL_MEDIA_ACTIVE for m in info.media):
+            self.media_at = time.monotonic()
+            self.audio = self.getAudioMedia(-1)
+            if self.recorder is not None:
+                self.audio.startTransmit(self.recorder)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--uri", required=True)
+    ap.add_argument("--transport", default="udp", choices=("udp", "tcp", "tls"))
+    ap.add_argument("--local-port", type=int, default=0)
+    ap.add_argument("--bind", default="127.0.0.1")
+    ap.add_argument("--from-user", default="+15105550101")
+    ap.add_argument("--record", default="")
+    ap.add_argument("--hangup-after", type=float, default=0.0, help="seconds after answer; 0 = wait for the far end")
+    ap.add_argument("--max-seconds", type=float, default=30.0)
+    ap.add_argument("--dtmf", action="append", default=[], help="AT_SECONDS:DIGITS after answer, e.g. 1.5:#")
+    ap.add_argument("--header", action="append", default=[], help="Name: value added to the INVITE")
+    args = ap.parse_args()
+
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.logConfig.level = 0
+    cfg.logConfig.consoleLevel = 0
+    cfg.medConfig.clockRate = 8000
+    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.ecTailLen = 0
+    cfg.medConfig.noVad = True
+    # A short jitter buffer, so what is recorded lines up with what was sent.
+    cfg.medConfig.jbInit = 4
+    cfg.medConfig.jbMinPre = 4
+    cfg.medConfig.jbMaxPre = 4
+    cfg.medConfig.jbMax = 50
+    ep.libInit(cfg)
+    ep.audDevManager().setNullDev()
+    tc = pj.TransportConfig()
+    tc.port = args.local_port
+    tc.boundAddress = args.bind
+    kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}[args.transport]
+    tid = ep.transportCreate(kind, tc)
+    ep.libStart()
+    for ci in ep.codecEnum2():
+        ep.codecSetPriority(ci.codecId, 255 if ci.codecId.startswith("PCMU") else 0)
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:{args.from_user}@{args.bind}"
+    acfg.sipConfig.transportId = tid
+    acfg.mediaConfig.transportConfig.boundAddress = args.bind
+    acfg.mediaConfig.transportConfig.port = 40000 + (args.local_port % 1000) * 20 if args.local_port else 0
+    acc = pj.Account()
+    acc.create(acfg)
+    call = Phone(acc, ep)
+    if args.record:
+        call.recorder = pj.AudioMediaRecorder()
+        call.recorder.createRecorder(args.record)
+    # Open the (null) sound device now: pjsua opens it lazily on the first conference
+    # connection, and the audio that arrives while it opens is lost (about 0.5 s).
+    adm = ep.audDevManager()
+    adm.getCaptureDevMedia().startTransmit(adm.getPlaybackDevMedia())
+    for _ in range(60):
+        ep.libHandleEvents(10)
+    prm = pj.CallOpParam(True)
+    for h in args.header:
+        name, _, value = h.partition(":")
+        sh = pj.SipHeader()
+        sh.hName = name.strip()
+        sh.hValue = value.strip()
+        prm.txOption.headers.append(sh)
+    uri = args.uri
+    if args.transport != "udp" and "transport=" not in uri:
+        uri += f";transport={args.transport}"
+    t0 = time.monotonic()
+    call.makeCall(uri, prm)
+    dtmf = sorted((float(a), d) for a, _, d in (x.partition(":") for x in args.dtmf))
+    hung_up = False
+    while time.monotonic() - t0 < args.max_seconds and call.disconnected_at is None:
+        ep.libHandleEvents(10)
+        if call.confirmed_at is not None and call.audio is not None:
+            try:
+                st = call.getStreamStat(0)
+            except pj.Error:
+                st = None
+            if st is not None:
+              call.jb = {"discard": st.rtcp.rxStat.discard, "loss": st.rtcp.rxStat.loss,
+                       "pkt": st.rtcp.rxStat.pkt, "jb_discard": st.jbuf.discard,
+                       "jb_empty": st.jbuf.empty, "jb_lost": st.jbuf.lost, "avg_delay": st.jbuf.avgDelayMsec}
+        if call.confirmed_at is not None:
+            since = time.monotonic() - call.confirmed_at
+            while dtmf and since >= dtmf[0][0]:
+                call.dialDtmf(dtmf.pop(0)[1])
+            if args.hangup_after and since >= args.hangup_after and not hung_up:
+                hung_up = True
+                call.remote_hangup = False
+                call.hangup(pj.CallOpParam(True))
+    if call.disconnected_at is None:
+        call.remote_hangup = False
+        call.hangup(pj.CallOpParam(True))
+        for _ in range(50):
+            ep.libHandleEvents(10)
+    connected = (call.disconnected_at - call.confirmed_at) if (call.confirmed_at and call.disconnected_at) else 0.0
+    if call.recorder is not None:
+        call.recorder = None
+    result = {
+        "statuses": call.statuses,
+        "final_status": call.last_code,
+        "reason": call.reason,
+        "answered": call.confirmed_at is not None,
+        "connected_seconds": round(connected, 3),
+        "setup_seconds": round(call.confirmed_at - t0, 3) if call.confirmed_at else None,
+        "hangup_by": "remote" if call.remote_hangup else "local",
+        "rx": getattr(call, "jb", None),
+        "media_after_answer": round(call.media_at - call.confirmed_at, 3) if call.confirmed_at and getattr(call, "media_at", None) else None,
+    }
+    print(json.dumps(result), flush=True)
+    sys.stdout.flush()
+    import os
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
