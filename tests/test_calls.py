@@ -178,12 +178,10 @@ def test_handler_timeout_rejects_with_480_and_other_calls_go_on(daemon, tmp_path
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         slow = pool.submit(daemon.call, user=N + "1")
         time.sleep(0.3)
-        t0 = time.monotonic()
         ok = daemon.call(user=N + "0", record=tmp_path / "a.wav")
-        fast_setup = time.monotonic() - t0
         slow_res = slow.result()
     assert ok["answered"], ok
-    assert ok["setup_seconds"] < 1.0 and fast_setup < 8
+    assert ok["setup_seconds"] < 1.0          # answered while the other handler hangs
     assert not slow_res["answered"] and slow_res["final_status"] == 480, slow_res
     failed = daemon.wait_log("handler_invocation_failed", kind="timeout")
     assert failed["TransactionId"] and failed["CallId"]

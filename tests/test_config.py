@@ -88,7 +88,7 @@ def test_example_yaml_loads() -> None:
     config = load_config(EXAMPLE)
     assert isinstance(config, Config)
     assert config.source == str(EXAMPLE)
-    assert config.data_dir == EXAMPLE.parent / "var"
+    assert config.data_dir == (EXAMPLE.parent / ".." / "var").resolve()
     assert config.logging.level == "info" and config.logging.format == "json"
     assert config.sip.default_country_code == "1"
     assert config.sip.unanswered_timeout_s == 30
@@ -114,7 +114,7 @@ def test_example_yaml_loads() -> None:
     assert rule.trigger_type == "ToPhoneNumber" and rule.trigger_value == "+15550100000"
     assert config.application(rule.target_applications[0].sip_media_application_id) is sma
     assert config.application("nope") is None
-    assert dict(config.buckets) == {"demo-prompts": EXAMPLE.parent / "var" / "prompts"}
+    assert dict(config.buckets) == {"demo-prompts": (EXAMPLE.parent / ".." / "var" / "prompts").resolve()}
 
 
 def test_valid_config_normalises_values() -> None:
