@@ -85,11 +85,18 @@ class CallManager:
         self.accepting = True
         self.auth_secret = secrets.token_bytes(32)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audio")
+        # CDRs are fsynced: write them on their own thread, in order, off the event loop.
+        self.cdr_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdr")
         self.limits = Limits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
-        self.idle = asyncio.Event()
+        self.pending_cdrs = 0
+        self.idle = asyncio.Event()         # set when no transaction is live and every CDR is on disk
         self.idle.set()
 
     # -- SIP events (called on the loop) -----------------------------------
+    def on_sip_events(self, batch: list[ev.SipEvent]) -> None:
+        for event in batch:
+            self.on_sip_event(event)
+
     def on_sip_event(self, event: ev.SipEvent) -> None:
         try:
             if isinstance(event, ev.IncomingCall):
@@ -255,7 +262,7 @@ class CallManager:
         live.log.info("transaction_finished", reason=reason, invocations=live.tx.invocations)
         for leg_id, rec in live.legs.items():
             self._write_cdr(live, leg_id, rec)
-        if not self.by_tx:
+        if not self.by_tx and not self.pending_cdrs:
             self.idle.set()
 
     def _write_cdr(self, live: _Live, leg_id: str, rec: _LegRecord) -> None:
@@ -274,10 +281,21 @@ class CallManager:
                 sip_call_id=rec.call.sip_call_id, transport=rec.call.transport,
                 source_address=f"{rec.call.source_ip}:{rec.call.source_port}",
                 hangup_source=rec.hangup_source)
-            path = self.cdr.write(record)
-            live.log.info("cdr_written", path=str(path))
         except Exception:  # noqa: BLE001 - never lose the daemon over a CDR
-            live.log.exception("cdr_write_failed")
+            live.log.exception("cdr_build_failed")
+            return
+        self.pending_cdrs += 1
+        future = self.loop.run_in_executor(self.cdr_writer, self.cdr.write, record)
+        future.add_done_callback(lambda f: self._cdr_done(live, f))
+
+    def _cdr_done(self, live: _Live, future: asyncio.Future) -> None:
+        self.pending_cdrs -= 1
+        if future.exception() is not None:
+            live.log.error("cdr_write_failed", error=repr(future.exception()))
+        else:
+            live.log.info("cdr_written", path=str(future.result()))
+        if not self.by_tx and not self.pending_cdrs:
+            self.idle.set()
 
     # -- shutdown ------------------------------------------------------------
     async def drain(self, timeout: float) -> None:
@@ -299,6 +317,7 @@ class CallManager:
         except asyncio.TimeoutError:
             log.warning("calls_left_at_shutdown", count=len(self.by_tx))
         self.pool.shutdown(wait=False)
+        self.cdr_writer.shutdown(wait=True)     # nothing is lost: every queued CDR is written
 
 
 def _now_ms() -> int:

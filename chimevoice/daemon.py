@@ -64,7 +64,7 @@ class Daemon:
                               buckets=BucketStore(dict(cfg.buckets)), cdr=CdrWriter(data),
                               metrics=self.metrics, loop=loop)
         endpoint = SipEndpoint(endpoint_settings(cfg),
-                               lambda event: loop.call_soon_threadsafe(manager.on_sip_event, event))
+                               lambda batch: loop.call_soon_threadsafe(manager.on_sip_events, batch))
         manager.sip = endpoint
         try:
             endpoint.start()

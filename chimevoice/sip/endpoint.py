@@ -62,7 +62,9 @@ class SipEndpoint:
     """asyncio-facing facade over the pjsua2 thread. Every method is thread-safe
     and returns at once; results arrive later as events."""
 
-    def __init__(self, settings: EndpointSettings, post: Callable[[ev.SipEvent], None]) -> None:
+    def __init__(self, settings: EndpointSettings, post: Callable[[list[ev.SipEvent]], None]) -> None:
+        """*post* receives the events of one poll iteration as a list, on the pjsua2 thread;
+        it must only hand them over (e.g. ``loop.call_soon_threadsafe``)."""
         self._settings = settings
         self._post = post
         self._commands: queue.SimpleQueue[tuple] = queue.SimpleQueue()
@@ -130,11 +132,12 @@ class SipEndpoint:
 class _Core:
     """State owned by the pjsua2 thread. Never touched from another thread."""
 
-    def __init__(self, settings: EndpointSettings, post: Callable[[ev.SipEvent], None],
+    def __init__(self, settings: EndpointSettings, post_batch: Callable[[list[ev.SipEvent]], None],
                  commands: queue.SimpleQueue) -> None:
         self.pj = pj
         self.settings = settings
-        self.post = post
+        self.post_batch = post_batch
+        self.outbox: list[ev.SipEvent] = []
         self.commands = commands
         self.calls: dict[str, _Call] = {}
         self.players: dict[tuple[str, str], _Player] = {}
@@ -227,11 +230,20 @@ class _Core:
                     prio = 100
             self.ep.codecSetPriority(cid, prio)
 
+    def post(self, event: ev.SipEvent) -> None:
+        self.outbox.append(event)
+
+    def flush(self) -> None:
+        if self.outbox:
+            batch, self.outbox = self.outbox, []
+            self.post_batch(batch)
+
     def loop(self) -> None:
         while self.running:
             self.ep.libHandleEvents(_POLL_MS)
             self._garbage.clear()
             self._drain()
+            self.flush()
 
     def destroy(self) -> None:
         try:
@@ -382,9 +394,7 @@ class _Core:
 
     def call_state(self, call: _Call) -> None:
         info = call.getInfo()
-        if info.state == self.pj.PJSIP_INV_STATE_CONFIRMED:
-            self.post(ev.CallConfirmed(call.leg_id))
-        elif info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
+        if info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
             for key in [k for k in self.players if k[0] == call.leg_id]:
                 self._release_player(self.players.pop(key), call)
             self.calls.pop(call.leg_id, None)

@@ -27,12 +27,6 @@ class MediaReady:
 
 
 @dataclass(frozen=True, slots=True)
-class CallConfirmed:
-    """The 200 OK was acknowledged (ACK received)."""
-    leg_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class CallDisconnected:
     leg_id: str
     status_code: int            # last SIP status seen on the dialog (e.g. 200 after BYE, 487 after CANCEL)
@@ -61,5 +55,5 @@ class CommandFailed:
     message: str
 
 
-SipEvent = (IncomingCall | MediaReady | CallConfirmed | CallDisconnected | DtmfReceived
+SipEvent = (IncomingCall | MediaReady | CallDisconnected | DtmfReceived
             | PlaybackFinished | CommandFailed)
