@@ -77,17 +77,27 @@ def cpu_and_rss(pid: int) -> tuple[float, float]:
 
 
 class Sampler(threading.Thread):
-    """Samples RSS of a process tree and the daemon's active-call gauge while sipp runs."""
+    """Samples RSS of a process tree and the daemon's active-call gauge while sipp runs,
+    and the CPU used while every call is up (the steady state: media only)."""
 
-    def __init__(self, pid: int, metrics_url: str | None = None) -> None:
+    def __init__(self, pid: int, metrics_url: str | None = None, window: tuple[float, float] = (0, 0)) -> None:
         super().__init__(daemon=True)
         self.pid, self.url = pid, metrics_url
+        self.window = window
+        self.steady_cores: float | None = None
         self.peak_rss = 0.0
         self.peak_calls = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
+        t0 = time.monotonic()
+        mark = None
         while not self.stop.wait(0.5):
+            now = time.monotonic() - t0
+            if mark is None and now >= self.window[0] and self.window[1] > self.window[0]:
+                mark = (now, cpu_and_rss(self.pid)[0])
+            elif mark is not None and self.steady_cores is None and now >= self.window[1]:
+                self.steady_cores = (cpu_and_rss(self.pid)[0] - mark[1]) / (now - mark[0])
             self.peak_rss = max(self.peak_rss, cpu_and_rss(self.pid)[1])
             if self.url:
                 try:
@@ -97,6 +107,12 @@ class Sampler(threading.Thread):
                             self.peak_calls = max(self.peak_calls, int(float(line.split()[1])))
                 except OSError:
                     pass
+
+
+def steady_window(args) -> tuple[float, float]:
+    """Seconds into the sipp run during which every call is up (after the ramp, before the first BYE)."""
+    ramp = args.calls / args.rate
+    return (ramp + 2, ramp + max(2.5, args.hold - 2))
 
 
 def run_sipp(port: int, calls: int, rate: int, hold_s: float, workdir: Path) -> dict:
@@ -146,7 +162,7 @@ def run_chimevoice(args, work: Path) -> dict:
         "data_dir": str(work / "data"),
         "logging": {"level": args.log_level, "format": "json"},
         "sip": {"listeners": [{"transport": "udp", "address": "127.0.0.1", "port": port}],
-                "rtp": {"port_start": 20000, "port_count": 20000}},
+                "rtp": {"port_start": 10000, "port_count": 20000}},   # below the ephemeral range
         "voice_connectors": [{"id": "vc-bench", "name": "bench", "host_name": "vc-bench.local",
                               "allow_list": ["127.0.0.0/8"], "phone_numbers": ["+15550100000"]}],
         "sip_media_applications": [{"id": "bench-ivr", "name": "bench-ivr", "handler": {
@@ -174,16 +190,21 @@ def run_chimevoice(args, work: Path) -> dict:
                 time.sleep(0.1)
         # Warm up: one call starts the handler worker and converts the prompt.
         run_sipp(port, 2, 2, 1, work)
-        sampler = Sampler(daemon.pid, url)
+        sampler = Sampler(daemon.pid, url, steady_window(args))
         cpu0, _ = cpu_and_rss(daemon.pid)
         t0 = time.monotonic()
         sampler.start()
         res = run_sipp(port, args.calls, args.rate, args.hold, work)
         wall = time.monotonic() - t0
+        if daemon.poll() is not None:
+            raise SystemExit("chimevoice exited during the run:\n" + (work / "daemon.log").read_text()[-3000:])
         cpu1, _ = cpu_and_rss(daemon.pid)
+        workers = [p for p in proc_tree(daemon.pid) if p != daemon.pid]
+        res["worker_cpu_s"] = round(sum(cpu_and_rss(p)[0] for p in workers), 1)
         sampler.stop.set()
         sampler.join()
         res.update(peak_calls=sampler.peak_calls, cpu_s=round(cpu1 - cpu0, 1), wall_s=round(wall, 1),
+                   steady_cores=sampler.steady_cores and round(sampler.steady_cores, 3),
                    peak_rss_mb=round(sampler.peak_rss))
         return res
     finally:
@@ -221,7 +242,7 @@ def run_raw_uas(args, work: Path) -> dict:
     try:
         time.sleep(1.0)
         run_sipp(port, 2, 2, 1, work)
-        sampler = Sampler(raw.pid)
+        sampler = Sampler(raw.pid, None, steady_window(args))
         cpu0, _ = cpu_and_rss(raw.pid)
         t0 = time.monotonic()
         sampler.start()
@@ -239,6 +260,7 @@ def run_raw_uas(args, work: Path) -> dict:
     # CPU is measured from /proc over the sipp run, exactly as for chimevoice; raw_uas's own
     # figure covers its whole fixed-length run (idle tail included) and is reported alongside.
     res.update(peak_calls=int(kv["peak_calls"]), cpu_s=round(cpu1 - cpu0, 1), wall_s=round(wall, 1),
+               steady_cores=sampler.steady_cores and round(sampler.steady_cores, 3),
                peak_rss_mb=round(sampler.peak_rss), own_cpu_s=float(kv["cpu_s"]))
     return res
 
@@ -246,9 +268,11 @@ def run_raw_uas(args, work: Path) -> dict:
 def report(name: str, r: dict, calls: int) -> None:
     cores = r["cpu_s"] / r["wall_s"] if r["wall_s"] else 0
     per_call = r["peak_rss_mb"] / max(1, r["peak_calls"])
+    if "worker_cpu_s" in r:
+        print(f"{'':>11}  (handler worker processes: {r['worker_cpu_s']} s CPU in total since start)")
     print(f"{name:>11}: held {r['peak_calls']:5d}  ok {r['successful']:5d}/{calls}  failed {r['failed']:3d}  "
           f"cpu {r['cpu_s']:6.1f} s ({cores:4.2f} cores avg over {r['wall_s']} s)  "
-          f"rss {r['peak_rss_mb']:5d} MB ({per_call:4.2f} MB/call)  "
+          f"steady {r.get('steady_cores')} cores  rss {r['peak_rss_mb']:5d} MB ({per_call:4.2f} MB/call)  "
           f"INVITE->200 p50 {r['setup_ms_p50']} ms p99 {r['setup_ms_p99']} ms", flush=True)
 
 

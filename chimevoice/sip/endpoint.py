@@ -31,7 +31,7 @@ from .message import chime_sip_headers, parse_request, via_transport
 
 log = structlog.get_logger("chimevoice.sip")
 
-_POLL_MS = 5
+_POLL_MS = 10
 
 
 @dataclass(frozen=True, slots=True)
