@@ -170,7 +170,7 @@ class _Core:
         med.ecTailLen = 0           # no echo canceller: we are a server, not a handset
         med.quality = 4
         med.threadCnt = 1
-        med.maxMediaPorts = s.max_calls * 4 + 64
+        med.maxMediaPorts = s.max_calls * 2 + 64     # a stream and a player per call
         self.ep.libInit(cfg)
         self.ep.audDevManager().setNullDev()
         kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
