@@ -40,7 +40,7 @@ class SipControl(Protocol):
     def answer(self, leg_id: str) -> None: ...
     def reject(self, leg_id: str, status_code: int, headers: tuple[tuple[str, str], ...] = ()) -> None: ...
     def disconnect(self, leg_id: str, cause: int = 0) -> None: ...
-    def play(self, leg_id: str, play_id: str, path: str, repeat: int = 1) -> None: ...
+    def play(self, leg_id: str, play_id: str, path: str, repeat: int = 1, duration_s: float = 0.0) -> None: ...
     def stop_play(self, leg_id: str, play_id: str) -> None: ...
 
 
@@ -186,8 +186,8 @@ class CallManager:
                     self.sip.disconnect(cid, cause)
                 case c.PrepareAudio():
                     self._spawn(live, self._prepare_audio(live, cmd))
-                case c.Play(call_id=cid, play_id=pid, path=path, repeat=repeat):
-                    self.sip.play(cid, pid, path, repeat)
+                case c.Play(call_id=cid, play_id=pid, path=path, repeat=repeat, duration_s=dur):
+                    self.sip.play(cid, pid, path, repeat, dur)
                 case c.StopPlay(call_id=cid, play_id=pid):
                     self.sip.stop_play(cid, pid)
                 case c.StartTimer(name=name, seconds=secs):

@@ -61,6 +61,7 @@ class PlayAudio(Action):
         if request_id != self.request:
             return
         self.path = path
+        self.duration_s = duration_s
         if self.ctx.answer(self.leg):
             self._play()
 
@@ -74,7 +75,7 @@ class PlayAudio(Action):
 
     def _play(self) -> None:
         assert self.path is not None
-        self.play_id = self.ctx.play(self.leg, self.path, self.repeat)
+        self.play_id = self.ctx.play(self.leg, self.path, self.repeat, self.duration_s)
 
     def on_playback_finished(self, call_id: str, play_id: str) -> None:
         if play_id == self.play_id:

@@ -59,6 +59,7 @@ class Play:
     play_id: str
     path: str
     repeat: int = 1
+    duration_s: float = 0.0       # length of one play
 
 
 @dataclass(frozen=True, slots=True)

@@ -476,9 +476,9 @@ class ActionContext:
         self.tx._emit(c.PrepareAudio(rid, bucket, key))
         return rid
 
-    def play(self, leg: Leg, path: str, repeat: int = 1) -> str:
+    def play(self, leg: Leg, path: str, repeat: int = 1, duration_s: float = 0.0) -> str:
         pid = self.tx.new_id("play")
-        self.tx._emit(c.Play(leg.call_id, pid, path, repeat))
+        self.tx._emit(c.Play(leg.call_id, pid, path, repeat, duration_s))
         return pid
 
     def stop_play(self, leg: Leg, play_id: str) -> None:

@@ -6,17 +6,21 @@ is asyncio and talks to this thread only through
 
 * commands: :class:`SipEndpoint` methods put tuples on a thread-safe queue the
   pjsua2 thread drains between polls, and
-* events: plain dataclasses from :mod:`chimevoice.sip.events`, handed to the
-  ``post`` callback (the daemon wraps it with ``loop.call_soon_threadsafe``).
+* events: plain dataclasses from :mod:`chimevoice.sip.events`, handed over in
+  one batch per poll to the ``post`` callback (the daemon wraps it with
+  ``loop.call_soon_threadsafe``).
 
 pjsua2 runs with ``threadCnt = 0`` and ``mainThreadOnly = True`` so that every
-callback arrives on this thread, except the player end-of-file callback, which
-pjmedia calls from its clock thread; it only puts a tuple on the command queue.
+callback arrives on this thread. No Python runs on pjmedia's clock thread (the
+conference bridge): players are plain pjsua2 objects and the end of a playback
+is a deadline this thread keeps.
 """
 from __future__ import annotations
 
+import heapq
 import queue
 import resource
+import time
 import threading
 import uuid
 from collections.abc import Callable
@@ -32,6 +36,9 @@ from .message import chime_sip_headers, parse_request, via_transport
 log = structlog.get_logger("chimevoice.sip")
 
 _POLL_MS = 10
+# A play's deadline falls this long after its nominal end: the bridge starts pulling
+# a new player on its next 20 ms tick, and a late deadline only adds silence.
+_END_MARGIN_S = 0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +112,9 @@ class SipEndpoint:
     def disconnect(self, leg_id: str, cause: int = 0) -> None:
         self._commands.put(("disconnect", leg_id, cause))
 
-    def play(self, leg_id: str, play_id: str, path: str, repeat: int = 1) -> None:
-        self._commands.put(("play", leg_id, play_id, path, repeat))
+    def play(self, leg_id: str, play_id: str, path: str, repeat: int = 1, duration_s: float = 0.0) -> None:
+        """Play a 16-bit mono WAV at the bridge rate *repeat* times; *duration_s* is one play's length."""
+        self._commands.put(("play", leg_id, play_id, path, repeat, duration_s))
 
     def stop_play(self, leg_id: str, play_id: str) -> None:
         self._commands.put(("stop_play", leg_id, play_id))
@@ -140,7 +148,8 @@ class _Core:
         self.outbox: list[ev.SipEvent] = []
         self.commands = commands
         self.calls: dict[str, _Call] = {}
-        self.players: dict[tuple[str, str], _Player] = {}
+        self.players: dict[tuple[str, str], _Playback] = {}
+        self.deadlines: list[tuple[float, int, tuple[str, str]]] = []   # heap of playback ends
         self.bound: list[tuple[str, str, int]] = []
         self.running = True
         self._garbage: list = []
@@ -243,6 +252,7 @@ class _Core:
             self.ep.libHandleEvents(_POLL_MS)
             self._garbage.clear()
             self._drain()
+            self._expire_playbacks()
             self.flush()
 
     def destroy(self) -> None:
@@ -319,48 +329,63 @@ class _Core:
             headers = (("Reason", f"SIP;cause={cause}"),)
         call.hangup(self._op(0 if call.answered else (cause or 480), headers))
 
-    def _cmd_play(self, leg_id: str, play_id: str, path: str, repeat: int) -> None:
+    def _cmd_play(self, leg_id: str, play_id: str, path: str, repeat: int, duration_s: float) -> None:
         call = self.calls.get(leg_id)
         if call is None:
             return
         if call.audio is None:
-            call.pending_plays.append((play_id, path, repeat))
+            call.pending_plays.append((play_id, path, repeat, duration_s))
             return
-        self._start_player(call, play_id, path, repeat)
+        self._start_player(call, play_id, path, repeat, duration_s)
 
-    def _start_player(self, call: _Call, play_id: str, path: str, repeat: int) -> None:
-        player = _Player(self, call.leg_id, play_id, repeat)
-        player.createPlayer(path, self.pj.PJMEDIA_FILE_NO_LOOP)
+    def _start_player(self, call: _Call, play_id: str, path: str, repeat: int, duration_s: float) -> None:
+        # A plain (non-subclassed) player: no Python runs on pjmedia's clock thread.
+        # The end of each play is a deadline kept here instead of the EOF callback;
+        # NO_LOOP makes the player fall silent at its end, so a deadline a little past
+        # the end never replays the start (repeats are restarted with setPos).
+        player = pj.AudioMediaPlayer()
+        player.createPlayer(path, pj.PJMEDIA_FILE_NO_LOOP)
         player.startTransmit(call.audio)
-        self.players[(call.leg_id, play_id)] = player
+        pb = _Playback(player, call.leg_id, play_id, max(1, repeat), max(duration_s, 0.02))
+        self.players[pb.key] = pb
+        self._arm(pb)
+
+    def _arm(self, pb: _Playback) -> None:
+        pb.generation += 1
+        heapq.heappush(self.deadlines, (time.monotonic() + pb.duration_s + _END_MARGIN_S,
+                                        pb.generation, pb.key))
+
+    def _expire_playbacks(self) -> None:
+        now = time.monotonic()
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, generation, key = heapq.heappop(self.deadlines)
+            pb = self.players.get(key)
+            if pb is None or pb.generation != generation:
+                continue
+            pb.remaining -= 1
+            if pb.remaining > 0:
+                pb.player.setPos(0)
+                self._arm(pb)
+                continue
+            del self.players[key]
+            self._release_player(pb, self.calls.get(key[0]))
+            self.post(ev.PlaybackFinished(*key))
 
     def _cmd_stop_play(self, leg_id: str, play_id: str) -> None:
-        player = self.players.pop((leg_id, play_id), None)
+        pb = self.players.pop((leg_id, play_id), None)
         call = self.calls.get(leg_id)
         if call:
             call.pending_plays = [p for p in call.pending_plays if p[0] != play_id]
-        if player is not None:
-            self._release_player(player, call)
+        if pb is not None:
+            self._release_player(pb, call)
 
-    def _release_player(self, player: _Player, call: _Call | None) -> None:
+    def _release_player(self, pb: _Playback, call: _Call | None) -> None:
         if call is not None and call.audio is not None:
             try:
-                player.stopTransmit(call.audio)
-            except self.pj.Error:
+                pb.player.stopTransmit(call.audio)
+            except pj.Error:
                 pass
-        self._garbage.append(player)
-
-    def _cmd_eof(self, leg_id: str, play_id: str) -> None:
-        player = self.players.get((leg_id, play_id))
-        if player is None:
-            return
-        player.remaining -= 1
-        if player.remaining > 0:
-            player.setPos(0)
-            return
-        del self.players[(leg_id, play_id)]
-        self._release_player(player, self.calls.get(leg_id))
-        self.post(ev.PlaybackFinished(leg_id, play_id))
+        self._garbage.append(pb.player)
 
     # callbacks from _Account/_Call
     def incoming(self, call: _Call, rdata) -> None:
@@ -386,9 +411,9 @@ class _Core:
         call.audio = call.getAudioMedia(-1)
         self.post(ev.MediaReady(call.leg_id))
         pending, call.pending_plays = call.pending_plays, []
-        for play_id, path, repeat in pending:
+        for play_id, path, repeat, duration_s in pending:
             try:
-                self._start_player(call, play_id, path, repeat)
+                self._start_player(call, play_id, path, repeat, duration_s)
             except self.pj.Error as exc:
                 self.post(ev.CommandFailed(call.leg_id, "play", exc.info()))
 
@@ -442,7 +467,7 @@ class _Call(pj.Call):
         self.answered = False
         self.local_hangup = False
         self.audio = None
-        self.pending_plays: list[tuple[str, str, int]] = []
+        self.pending_plays: list[tuple[str, str, int, float]] = []
 
     def onCallState(self, prm) -> None:
         try:
@@ -463,16 +488,18 @@ class _Call(pj.Call):
             log.exception("dtmf_failed", leg_id=self.leg_id)
 
 
-class _Player(pj.AudioMediaPlayer):
-    def __init__(self, core: _Core, leg_id: str, play_id: str, repeat: int) -> None:
-        super().__init__()
-        self.commands = core.commands
-        self.key = (leg_id, play_id)
-        self.remaining = max(1, repeat)
+@dataclass(slots=True, eq=False)
+class _Playback:
+    player: "pj.AudioMediaPlayer"
+    leg_id: str
+    play_id: str
+    remaining: int
+    duration_s: float
+    generation: int = 0
 
-    def onEof2(self) -> None:
-        # Called on pjmedia's clock thread: only hand the fact to the pjsua2 thread.
-        self.commands.put(("eof", *self.key))
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.leg_id, self.play_id)
 
 
 class _LogWriter(pj.LogWriter):
