@@ -63,9 +63,9 @@ class Daemon:
 
     def write_config(self, apps: list[dict], *, rules: list[dict] | None = None,
                      allow: list[str] | None = None, unanswered_timeout_s: float = 30,
-                     credentials: dict | None = None) -> Path:
+                     credentials: dict | None = None, numbers: list[str] | None = None) -> Path:
         vc = {"id": "vc-test", "name": "test trunk", "host_name": "vc-test.voiceconnector.chimevoice.local",
-              "allow_list": allow or ["127.0.0.1/32"], "phone_numbers": [NUMBER, "+15550100009"]}
+              "allow_list": allow or ["127.0.0.1/32"], "phone_numbers": numbers or [NUMBER, "+15550100009"]}
         if credentials:
             vc["credentials"] = credentials
         cfg = {
