@@ -24,7 +24,7 @@ import time
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pjsua2 as pj
@@ -62,7 +62,6 @@ class EndpointSettings:
     user_agent: str = "chimevoice"
     pj_log_level: int = 1
     codec_priority: tuple[str, ...] = ("PCMU/8000", "PCMA/8000", "G722/16000")
-    extra: dict = field(default_factory=dict)
 
 
 class SipEndpoint:
@@ -182,12 +181,9 @@ class _Core:
         med.maxMediaPorts = s.max_calls * 2 + 64     # a stream and a player per call
         self.ep.libInit(cfg)
         self.ep.audDevManager().setNullDev()
-        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
-        if any(":" in lst.address for lst in s.listeners):
-            kinds6 = {"udp": pj.PJSIP_TRANSPORT_UDP6, "tcp": pj.PJSIP_TRANSPORT_TCP6,
-                      "tls": pj.PJSIP_TRANSPORT_TLS6}
-        else:
-            kinds6 = kinds
+        kinds = {("udp", 4): pj.PJSIP_TRANSPORT_UDP, ("tcp", 4): pj.PJSIP_TRANSPORT_TCP,
+                 ("tls", 4): pj.PJSIP_TRANSPORT_TLS, ("udp", 6): pj.PJSIP_TRANSPORT_UDP6,
+                 ("tcp", 6): pj.PJSIP_TRANSPORT_TCP6, ("tls", 6): pj.PJSIP_TRANSPORT_TLS6}
         for lst in s.listeners:
             tc = pj.TransportConfig()
             tc.port = lst.port
@@ -199,7 +195,7 @@ class _Core:
                     tc.tlsConfig.CaListFile = str(lst.ca_list)
                 tc.tlsConfig.verifyClient = bool(lst.verify_client)
                 tc.tlsConfig.requireClientCert = bool(lst.verify_client)
-            kind = (kinds6 if ":" in lst.address else kinds)[lst.transport]
+            kind = kinds[(lst.transport, 6 if ":" in lst.address else 4)]
             try:
                 self.ep.transportCreate(kind, tc)
             except pj.Error as exc:
