@@ -145,6 +145,23 @@ def run_sipp(port: int, calls: int, rate: int, hold_s: float, workdir: Path) -> 
             "setup_ms_p50": pct(0.50), "setup_ms_p99": pct(0.99), "samples": len(rtts)}
 
 
+def measured_run(pid: int, metrics_url: str | None, args, port: int, work: Path) -> dict:
+    """The sipp run against *pid*, with its CPU, RSS and steady-state CPU measured from /proc."""
+    sampler = Sampler(pid, metrics_url, steady_window(args))
+    cpu0, _ = cpu_and_rss(pid)
+    t0 = time.monotonic()
+    sampler.start()
+    res = run_sipp(port, args.calls, args.rate, args.hold, work)
+    wall = time.monotonic() - t0
+    cpu1, _ = cpu_and_rss(pid)
+    sampler.stop.set()
+    sampler.join()
+    res.update(cpu_s=round(cpu1 - cpu0, 1), wall_s=round(wall, 1), gauge_peak_calls=sampler.peak_calls,
+               steady_cores=sampler.steady_cores and round(sampler.steady_cores, 3),
+               peak_rss_mb=round(sampler.peak_rss))
+    return res
+
+
 def bench_prompt(path: Path) -> None:
     """A 10 s 8 kHz mono prompt (a few tones) shared by both servers."""
     subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", "2.5", "sine", "440",
@@ -190,22 +207,12 @@ def run_chimevoice(args, work: Path) -> dict:
                 time.sleep(0.1)
         # Warm up: one call starts the handler worker and converts the prompt.
         run_sipp(port, 2, 2, 1, work)
-        sampler = Sampler(daemon.pid, url, steady_window(args))
-        cpu0, _ = cpu_and_rss(daemon.pid)
-        t0 = time.monotonic()
-        sampler.start()
-        res = run_sipp(port, args.calls, args.rate, args.hold, work)
-        wall = time.monotonic() - t0
+        res = measured_run(daemon.pid, url, args, port, work)
         if daemon.poll() is not None:
             raise SystemExit("chimevoice exited during the run:\n" + (work / "daemon.log").read_text()[-3000:])
-        cpu1, _ = cpu_and_rss(daemon.pid)
         workers = [p for p in proc_tree(daemon.pid) if p != daemon.pid]
         res["worker_cpu_s"] = round(sum(cpu_and_rss(p)[0] for p in workers), 1)
-        sampler.stop.set()
-        sampler.join()
-        res.update(peak_calls=sampler.peak_calls, cpu_s=round(cpu1 - cpu0, 1), wall_s=round(wall, 1),
-                   steady_cores=sampler.steady_cores and round(sampler.steady_cores, 3),
-                   peak_rss_mb=round(sampler.peak_rss))
+        res["peak_calls"] = res.pop("gauge_peak_calls")
         return res
     finally:
         daemon.send_signal(signal.SIGINT if wrap else signal.SIGTERM)
@@ -242,15 +249,7 @@ def run_raw_uas(args, work: Path) -> dict:
     try:
         time.sleep(1.0)
         run_sipp(port, 2, 2, 1, work)
-        sampler = Sampler(raw.pid, None, steady_window(args))
-        cpu0, _ = cpu_and_rss(raw.pid)
-        t0 = time.monotonic()
-        sampler.start()
-        res = run_sipp(port, args.calls, args.rate, args.hold, work)
-        wall = time.monotonic() - t0
-        cpu1, _ = cpu_and_rss(raw.pid)
-        sampler.stop.set()
-        sampler.join()
+        res = measured_run(raw.pid, None, args, port, work)
         out = raw.communicate(timeout=duration + 30)[0]
     finally:
         if raw.poll() is None:
@@ -259,9 +258,7 @@ def run_raw_uas(args, work: Path) -> dict:
     kv = dict(zip(line.split()[::2], line.split()[1::2]))
     # CPU is measured from /proc over the sipp run, exactly as for chimevoice; raw_uas's own
     # figure covers its whole fixed-length run (idle tail included) and is reported alongside.
-    res.update(peak_calls=int(kv["peak_calls"]), cpu_s=round(cpu1 - cpu0, 1), wall_s=round(wall, 1),
-               steady_cores=sampler.steady_cores and round(sampler.steady_cores, 3),
-               peak_rss_mb=round(sampler.peak_rss), own_cpu_s=float(kv["cpu_s"]))
+    res.update(peak_calls=int(kv["peak_calls"]), own_cpu_s=float(kv["cpu_s"]))
     return res
 
 

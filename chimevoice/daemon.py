@@ -30,10 +30,9 @@ def handler_config(app: SipMediaApplication, config_dir: Path) -> HandlerConfig:
 
 
 def endpoint_settings(cfg: Config):
-    from .sip.endpoint import EndpointSettings, ListenerSettings
+    from .sip.endpoint import EndpointSettings
     return EndpointSettings(
-        listeners=tuple(ListenerSettings(l.transport, l.address, l.port, l.certificate, l.private_key,
-                                         l.ca_list, l.verify_client) for l in cfg.sip.listeners),
+        listeners=cfg.sip.listeners,
         rtp_port_start=cfg.sip.rtp.port_start, rtp_port_count=cfg.sip.rtp.port_count,
         user_agent=cfg.sip.user_agent,
         pj_log_level=4 if cfg.logging.level == "debug" else 1)

@@ -25,10 +25,11 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pjsua2 as pj
 import structlog
+
+from chimevoice.config import Listener
 
 from . import events as ev
 from .message import chime_sip_headers, parse_request, via_transport
@@ -42,19 +43,8 @@ _END_MARGIN_S = 0.03
 
 
 @dataclass(frozen=True, slots=True)
-class ListenerSettings:
-    transport: str                  # udp | tcp | tls
-    address: str
-    port: int
-    certificate: Path | None = None
-    private_key: Path | None = None
-    ca_list: Path | None = None
-    verify_client: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class EndpointSettings:
-    listeners: tuple[ListenerSettings, ...]
+    listeners: tuple[Listener, ...]
     rtp_port_start: int = 20000
     rtp_port_count: int = 10000
     max_calls: int = 2048
@@ -505,4 +495,4 @@ class _LogWriter(pj.LogWriter):
             (log.warning if entry.level <= 2 else log.debug)("pjsip", level=entry.level, msg=msg)
 
 
-__all__ = ["SipEndpoint", "EndpointSettings", "ListenerSettings"]
+__all__ = ["SipEndpoint", "EndpointSettings"]
