@@ -16,6 +16,7 @@ guide's key names, casing and nesting::
 """
 from __future__ import annotations
 
+import copy
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -169,7 +170,7 @@ def intent_result(session_id: str, session_attributes: dict[str, str], intent: d
         "SessionId": session_id,
         "SessionState": {
             "SessionAttributes": dict(session_attributes),
-            "Intent": intent,
+            "Intent": copy.deepcopy(intent),
         },
-        "Interpretations": list(interpretations),
+        "Interpretations": copy.deepcopy(list(interpretations)),
     }

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 
 STOPWORDS = frozenset("""
-a an the i id im ive ill me my we us our you your to would like want wanna please pls can
-could may some for of is it its and or um uh er just do does so that this be am are
+a an the i me my we us our you your to would will like want wanna please pls can could may
+some for of is it its and or um uh er just do does so that this be am are have hi hello hey
 """.split())
 
 UNITS = {
@@ -34,9 +34,8 @@ SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 DIGIT_WORDS = {w for w, v in UNITS.items() if v < 10}
 
 YES_WORDS = ("yes", "yeah", "yep", "yup", "sure", "correct", "right", "ok", "okay", "affirmative",
-             "absolutely", "certainly", "of course", "please do", "go ahead", "that is right",
-             "thats right", "sounds good", "confirm")
-NO_WORDS = ("no", "nope", "nah", "negative", "not", "dont", "do not", "wrong", "incorrect",
+             "absolutely", "certainly", "of course", "please do", "go ahead", "sounds good", "confirm")
+NO_WORDS = ("no", "nope", "nah", "negative", "not", "do not", "wrong", "incorrect",
             "cancel", "never mind", "nevermind", "stop")
 
 FUZZY_TOKEN_CUTOFF = 0.8
@@ -49,18 +48,41 @@ class Token:
     orig: str
 
 
+_S_IS = frozenset("he she it that what where who how there here".split())
+_IRREGULAR = {"won't": ["will", "not"], "can't": ["can", "not"], "cannot": ["can", "not"],
+              "shan't": ["shall", "not"], "let's": ["let", "us"]}
+_SUFFIXES = (("n't", "not"), ("'d", "would"), ("'ll", "will"), ("'re", "are"), ("'ve", "have"), ("'m", "am"))
+
+
+def _expand(word: str) -> list[str]:
+    """``where's`` -> ``where is``, ``i'd`` -> ``i would``, ``don't`` -> ``do not``; ``bob's`` -> ``bob``."""
+    w = word.lower().replace("\u2019", "'").strip("'")
+    if w in _IRREGULAR:
+        return list(_IRREGULAR[w])
+    for suffix, full in _SUFFIXES:
+        if w.endswith(suffix) and len(w) > len(suffix):
+            return [w[: -len(suffix)].replace("'", ""), full]
+    if w.endswith("'s") and len(w) > 2:
+        base = w[:-2].replace("'", "")
+        return [base, "is"] if base in _S_IS else [base]
+    return [w.replace("'", "")]
+
+
 def tokenize(text: str, *, keep_placeholders: bool = False) -> list[Token]:
-    """Tokens of *text*: ``norm`` lower-cased without apostrophes, ``orig`` as written."""
+    """Tokens of *text*: ``norm`` lower-cased with contractions expanded, ``orig`` as written."""
     out: list[Token] = []
-    for m in _TOKEN_RE.finditer(str(text)):
+    for m in _TOKEN_RE.finditer(str(text).replace("\u2019", "'")):
         raw = m.group(0)
         if raw.startswith("{"):
             if keep_placeholders:
                 out.append(Token(raw.lower(), raw))
             continue
-        norm = raw.lower().replace("'", "").replace("_", "")
-        if norm:
-            out.append(Token(norm, raw.strip("'")))
+        parts = [p.replace("_", "") for p in _expand(raw)]
+        parts = [p for p in parts if p]
+        if len(parts) == 1:
+            out.append(Token(parts[0], raw.strip("'")))
+        else:
+            out.extend(Token(p, p) for p in parts)
     return out
 
 
