@@ -143,12 +143,13 @@ def test_greeting_reaches_the_caller_and_handler_sees_exact_events(daemon, tmp_p
     assert int(cdr["BillableDurationSeconds"]) >= 1
 
 
-@pytest.mark.parametrize("transport", ["tcp", "tls"])
-def test_call_over_tcp_and_tls_hears_the_tone(daemon, tmp_path, transport):
+@pytest.mark.parametrize("transport,srtp", [("tcp", False), ("tls", False)])
+def test_call_over_tcp_and_tls_hears_the_tone(daemon, tmp_path, transport, srtp):
     rec = tmp_path / "heard.wav"
     port = daemon.tls_port if transport == "tls" else daemon.port
-    res = daemon.call(user=N + "5", record=rec, transport=transport, port=port)
+    res = daemon.call(user=N + "5", record=rec, transport=transport, port=port, srtp=srtp)
     assert res["answered"] and res["hangup_by"] == "remote", res
+    assert res["srtp"] is srtp                  # RTP/SAVP negotiated when the phone requires it
     heard, rate = read_pcm(rec)
     loud = np.nonzero(np.abs(heard) > 1000)[0]
     assert (loud[-1] - loud[0]) / rate == pytest.approx(1.0, abs=0.05)    # the whole 1 s tone

@@ -144,7 +144,7 @@ class Daemon:
     def call(self, *, user: str = NUMBER, transport: str = "udp", record: Path | None = None,
              hangup_after: float = 0.0, max_seconds: float = 20.0, dtmf: list[str] = (),
              headers: list[str] = (), port: int | None = None, host: str = "127.0.0.1",
-             timeout: float = 40.0) -> dict:
+             timeout: float = 40.0, srtp: bool = False) -> dict:
         uri = f"sip:{user}@{host}:{port or self.port}"
         cmd = [sys.executable, str(PHONE), "--uri", uri, "--transport", transport,
                "--max-seconds", str(max_seconds), "--hangup-after", str(hangup_after)]
@@ -154,6 +154,8 @@ class Daemon:
             cmd += ["--dtmf", d]
         for h in headers:
             cmd += ["--header", h]
+        if srtp:
+            cmd.append("--srtp")
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
         lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
         assert lines, f"phone printed no result (rc={res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"

@@ -64,6 +64,7 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=30.0)
     ap.add_argument("--dtmf", action="append", default=[], help="AT_SECONDS:DIGITS after answer, e.g. 1.5:#")
     ap.add_argument("--header", action="append", default=[], help="Name: value added to the INVITE")
+    ap.add_argument("--srtp", action="store_true", help="offer RTP/SAVP with SDES keys and require it")
     args = ap.parse_args()
 
     ep = pj.Endpoint()
@@ -96,6 +97,9 @@ def main() -> int:
     acfg.idUri = f"sip:{args.from_user}@{args.bind}"
     acfg.sipConfig.transportId = tid
     acfg.mediaConfig.transportConfig.boundAddress = args.bind
+    if args.srtp:
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        acfg.mediaConfig.srtpSecureSignaling = 0
     acfg.mediaConfig.transportConfig.port = 40000 + (args.local_port % 1000) * 20 if args.local_port else 0
     acc = pj.Account()
     acc.create(acfg)
@@ -130,6 +134,11 @@ def main() -> int:
                 st = call.getStreamStat(0)
             except pj.Error:
                 st = None
+            if st is not None and getattr(call, "srtp", None) is None:
+                try:
+                    call.srtp = call.getStreamInfo(0).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP
+                except pj.Error:
+                    pass
             if st is not None:
               call.jb = {"discard": st.rtcp.rxStat.discard, "loss": st.rtcp.rxStat.loss,
                        "pkt": st.rtcp.rxStat.pkt, "jb_discard": st.jbuf.discard,
@@ -159,6 +168,7 @@ def main() -> int:
         "setup_seconds": round(call.confirmed_at - t0, 3) if call.confirmed_at else None,
         "hangup_by": "remote" if call.remote_hangup else "local",
         "rx": getattr(call, "jb", None),
+        "srtp": getattr(call, "srtp", None),
         "media_after_answer": round(call.media_at - call.confirmed_at, 3) if call.confirmed_at and getattr(call, "media_at", None) else None,
     }
     print(json.dumps(result), flush=True)
