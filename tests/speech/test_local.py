@@ -223,3 +223,65 @@ async def test_engine_timeout_is_a_system_error(tmp_path):
 def test_only_espeak_ng_is_supported(tmp_path):
     with pytest.raises(ValueError):
         LocalSynthesizer(tmp_path, engine="festival")
+
+
+async def test_long_text_is_split_at_sentences_without_changing_its_length(tmp_path, monkeypatch):
+    split = LocalSynthesizer(tmp_path / "split")
+    w_split = await synth(split, SpeechRequest(LONG))
+    assert split.processes >= 2  # sentences of a long text run as parallel chunks
+    import chimevoice.speech.local as local_mod
+
+    monkeypatch.setattr(local_mod, "MAX_CHUNK_CHARS", 10_000)
+    whole = LocalSynthesizer(tmp_path / "whole")
+    w_whole = await synth(whole, SpeechRequest(LONG))
+    assert whole.processes == 1
+    assert w_split.duration == pytest.approx(w_whole.duration, rel=0.05)
+    assert_speech(w_split)
+
+
+def hanging_engine(tts: LocalSynthesizer, tmp_path) -> None:
+    """Swap the engine binary for one that never answers (and ignores a closed pipe)."""
+    script = tmp_path / "espeak-hang"
+    script.write_text("#!/bin/sh\nexec sleep 30\n")
+    script.chmod(0o755)
+    tts._binary = str(script)
+
+
+def children_named(prefix: str) -> list[int]:
+    import os
+    from pathlib import Path
+
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1: text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        if int(fields[1]) == os.getpid() and comm.startswith(prefix) and fields[0] != "Z":
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+async def test_cancelling_a_synthesis_ends_its_engine_processes(local_tts, tmp_path):
+    hanging_engine(local_tts, tmp_path)
+    task = asyncio.ensure_future(local_tts.synthesize(SpeechRequest(SHORT)))
+    for _ in range(500):  # until the process has started
+        await asyncio.sleep(0.002)
+        if children_named("sleep"):
+            break
+    assert children_named("sleep"), "the engine never started"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert children_named("sleep") == []
+
+
+async def test_a_hanging_engine_is_killed_and_reported(local_tts, tmp_path):
+    hanging_engine(local_tts, tmp_path)
+    local_tts.timeout_s = 0.3
+    with pytest.raises(SpeechError) as info:
+        await local_tts.synthesize(SpeechRequest(SHORT))
+    assert (info.value.error_type, info.value.reason) == ("SystemException", "engine_timeout")
+    assert children_named("sleep") == []

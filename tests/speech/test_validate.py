@@ -43,7 +43,7 @@ def error_of(req: SpeechRequest) -> tuple[str, str]:
         # VoiceId
         (SpeechRequest("hi", voice_id="Bogus"), (INVALID, BAD_VOICE)),
         (SpeechRequest("hi", voice_id="joanna"), (INVALID, BAD_VOICE)),
-        (SpeechRequest("hi", voice_id="Tiffany"), (INVALID, BAD_VOICE)),  # generative-only voice
+        (SpeechRequest("hi", voice_id="Tiffany"), (INVALID, BAD_VOICE)),  # a Polly voice not in the catalogue
         # LanguageCode: format, Polly's list, the voice's languages
         (SpeechRequest("hi", language_code="en-us"), (INVALID, BAD_LANGUAGE)),
         (SpeechRequest("hi", language_code="english"), (INVALID, BAD_LANGUAGE)),
