@@ -1,34 +1,50 @@
 """In-band DTMF detection (ITU-T Q.23 signals, Q.24 receiver limits) for 8 kHz mono audio.
 
 One :class:`DtmfDetector` per call leg is fed the caller's audio in chunks of any size
-(20-250 ms as a recording grows); :meth:`DtmfDetector.feed` returns the digits whose
+(e.g. 20-250 ms as a recording grows); :meth:`DtmfDetector.feed` returns the digits whose
 tone reached the minimum duration inside that chunk. Each key press is reported once.
+Chunking does not change the result: blocks sit at fixed positions of the stream.
 
 Algorithm (docs/dtmf.md has the details and the measured figures)
 ------------------------------------------------------------------
-* Blocks of ``BLOCK`` = 104 samples (13 ms) every ``HOP`` = 26 samples (75 % overlap).
-  Every block is correlated, as one matrix product, against precomputed cos/sin rows
-  for the 8 DTMF frequencies and their 8 second harmonics (a vectorised Goertzel).
-* A block is a candidate for a digit when, for the strongest low-group and high-group
-  bins:
-    - each is ``DOMINANCE_DB`` above the other bins of its group;
-    - a least-squares fit of the two nominal sinusoids explains at least
-      ``ENERGY_FRACTION`` of the block's energy (tones must be most of the signal);
-    - each tone is above ``MIN_LEVEL_DBM0``;
-    - each tone's second harmonic, after removing the fitted tones' leakage, is
-      ``HARMONIC_DB`` below the tone (talk-off guard).
-* Consecutive candidate blocks of one digit form a run. The phase advance of each tone
-  between blocks two hops apart measures its frequency offset precisely (≈1 Hz at
-  15 dB SNR), so the ±1.5 % accept / ±3.5 % reject tolerance is decided on frequency,
-  not on amplitude. The run must also be phase-coherent (a steady tone, not a glide),
-  and its twist (corrected for the bin's roll-off at the measured offset) must lie in
-  ``[-MAX_REVERSE_TWIST_DB, MAX_NORMAL_TWIST_DB]``.
-* A run is reported when its estimated tone duration reaches ``MIN_ON_S``; it ends only
-  after an estimated gap of ``MIN_OFF_S``, so a dropout of up to 20 ms does not split
-  a press, while a 40 ms inter-digit pause separates two presses of the same key.
+Blocks of ``BLOCK`` = 104 samples (13 ms), one every ``HOP`` = 26 samples (75 % overlap),
+are correlated in one matrix product against precomputed rows for the 8 DTMF
+frequencies (cos, sin, and t*cos, t*sin) and their 8 second harmonics (cos, sin).
 
-Samples: int16 (scaled by 1/32768) or float in [-1, 1). 0 dBm0 is taken as a sine
-3.14 dB below a full-scale sine (the mu-law digital milliwatt).
+Per block (vectorised over all blocks of a chunk):
+
+* a joint least-squares fit of the 8 nominal tones gives 8 amplitudes free of the
+  rectangular window's cross-talk; the strongest of each group must be
+  ``DOMINANCE_DB`` above the other three of its group;
+* the two chosen tones are fitted with a first-order frequency term (A + B*t)*e^{jwt};
+  Im(B/A) is the block's frequency offset, and each tone's power is corrected for the
+  block's roll-off at that offset (capped at the tolerance); the two tones must hold
+  ``ENERGY_FRACTION`` of the block's energy and each be above ``MIN_LEVEL_DBM0``;
+* the second harmonic of each tone is measured on what the fit leaves.
+
+Consecutive candidate blocks of one digit form a run (a key press); until it is
+reported, any other block ends it. From the minimum duration on, the run is checked as
+a whole:
+
+* frequency: the phase advance of each tone between blocks ``LAG`` hops apart,
+  summed over the run, gives its offset to about 1 Hz at 15 dB SNR; accept within
+  ``FREQ_TOLERANCE`` (Q.24: accept +-1.5 %, reject beyond +-3.5 %); the phase steps
+  must be coherent (``MIN_COHERENCE``) and their frequency must not drift
+  (``MAX_DRIFT_HZ_PER_S``): a steady tone, not a voice's gliding harmonics;
+* twist (high group minus low group, from the corrected powers) in
+  ``[-MAX_REVERSE_TWIST_DB, +MAX_NORMAL_TWIST_DB]``;
+* second harmonics, averaged over the run, ``HARMONIC_DB`` below their tones.
+
+A reported press ends only after an estimated gap of ``MIN_OFF_S`` (so a dropout of up
+to 20 ms does not split it; a 40 ms pause separates two presses of the same key).
+
+A different digit after a reported one is reported when it has lasted the minimum
+duration itself (no pause needed). Times are stream times: seconds from the first sample
+fed, or from ``t0`` (see :meth:`DtmfDetector.feed`).
+
+Samples: int16 (scaled by 1/32768; other signed integers by their range) or float in
+[-1, 1), any shape (flattened). 0 dBm0 is a sine 3.14 dB below
+a full-scale sine (the mu-law digital milliwatt).
 """
 
 from __future__ import annotations
@@ -42,12 +58,16 @@ __all__ = ["DtmfDetector", "DtmfHit", "DIGITS", "LOW_FREQS", "HIGH_FREQS", "dbm0
 LOW_FREQS = (697.0, 770.0, 852.0, 941.0)
 HIGH_FREQS = (1209.0, 1336.0, 1477.0, 1633.0)
 KEYPAD = ("123A", "456B", "789C", "*0#D")
-DIGITS = "".join(KEYPAD)  # row-major: index = low * 4 + high
+DIGITS = "".join(KEYPAD)  # index = low * 4 + high
 
 RATE = 8000
-BLOCK = 104  # samples per analysis block (13 ms at 8 kHz)
+BLOCK = 104  # samples per analysis block (13 ms)
 HOP = 26  # block advance (3.25 ms)
-LAG = 2  # blocks between the two phase measurements of a frequency estimate (52 samples)
+LAG = 2  # hops between the two phases of a frequency measurement (52 samples)
+SPAN = BLOCK // HOP  # hops per block (4: the energy sum in _analyse is written out for it)
+NCOL = 48  # correlation columns per block (see _tables)
+MAX_STEPS = 32  # phase steps kept per run for the drift check
+HARMONIC_CLASH_HZ = 110.0  # 2 x low tone this close to the high tone: harmonic not checked (2, 3, 6, B, C)
 
 DBM0_BELOW_FULL_SCALE_DB = 3.14  # 0 dBm0 sine = full-scale sine - 3.14 dB
 
@@ -60,65 +80,81 @@ def dbm0_to_amplitude(dbm0: float) -> float:
 @dataclass(frozen=True)
 class DtmfHit:
     digit: str
-    start_s: float  # estimated start of the tone
-    duration_s: float  # tone duration observed when the digit was reported (>= MIN_ON_S)
+    start_s: float  # estimated start of the tone (stream time)
+    duration_s: float  # tone duration observed when the digit was reported (about MIN_ON_S)
 
 
 class _Run:
     """Consecutive candidate blocks of one digit (a key press being measured)."""
 
-    __slots__ = ("digit", "first", "last", "count", "reported", "q_lo", "q_hi", "a_lo", "a_hi", "pairs", "p_lo", "p_hi")
+    __slots__ = (
+        "digit", "first", "last", "reported", "fmax",
+        "q_lo", "q_hi", "aq_lo", "aq_hi", "pairs", "p_lo", "p_hi", "h_lo", "h_hi", "steps",
+    )
 
     def __init__(self, digit: int, m: int):
         self.digit = digit
-        self.first = m
+        self.first = m  # first and last candidate block
         self.last = m
-        self.count = 0
         self.reported = False
-        self.q_lo = 0j  # sum of lag products (phase advance) per tone
+        self.fmax = 0.0  # best energy fraction (a block fully inside the tone)
+        self.q_lo = 0j  # sums of the lag products (phase advance) of each tone
         self.q_hi = 0j
-        self.a_lo = 0.0  # sum of |lag product| (for coherence)
-        self.a_hi = 0.0
+        self.aq_lo = 0.0  # sums of their magnitudes (for the coherence)
+        self.aq_hi = 0.0
         self.pairs = 0
-        self.p_lo = 0.0  # sum of fitted tone powers (amplitude^2)
+        self.p_lo = 0.0  # sums of corrected tone powers (amplitude^2)
         self.p_hi = 0.0
+        self.h_lo = 0.0  # sums of second-harmonic powers
+        self.h_hi = 0.0
+        self.steps: list | None = []  # (block, q_lo, q_hi) until the run is reported
 
 
 class DtmfDetector:
     """Streaming DTMF detector for one audio stream (see the module docstring)."""
 
-    # Q.24-derived limits (accept / reject values in the comments; thresholds between them)
+    # Q.24 limits: thresholds sit between the accept and the reject values
     FREQ_TOLERANCE = 0.025  # accept +-1.5 %, reject beyond +-3.5 %
     MAX_NORMAL_TWIST_DB = 6.0  # high group stronger: accept +4 dB, reject +8 dB
     MAX_REVERSE_TWIST_DB = 10.0  # low group stronger: accept 8 dB, reject 12 dB
     MIN_LEVEL_DBM0 = -30.0  # per tone: accept -25 dBm0, reject -35 dBm0
-    MIN_ON_S = 0.031  # accept 40 ms, reject < 23 ms
+    MIN_ON_S = 0.030  # accept 40 ms, reject < 23 ms
     MIN_OFF_S = 0.030  # a 40 ms pause separates digits; a <= 20 ms dropout does not
     # talk-off guards
-    ENERGY_FRACTION = 0.70  # the two fitted tones' share of the block energy
-    DOMINANCE_DB = 6.0  # strongest bin over the other bins of its group
-    HARMONIC_DB = 15.0  # second harmonic at least this far below its tone
-    MIN_COHERENCE = 0.90  # |sum of phase steps| / sum |phase steps| over a run
-    EDGE = 13.0  # samples: offset between a block edge and the tone edge it detects (calibrated)
+    ENERGY_FRACTION = 0.75  # the two tones' share of a block's energy
+    DOMINANCE_DB = 4.0  # each chosen tone over the other three of its group (joint fit)
+    HARMONIC_DB = 15.0  # second harmonics (run average) at least this far below their tones
+    MIN_COHERENCE = 0.97  # |sum of phase steps| / sum of |phase steps| over a run
+    MAX_DRIFT_HZ_PER_S = 650.0  # frequency drift within a run (speech glides, tones do not)
 
     def __init__(self, rate: int = RATE):
         if rate != RATE:
             raise ValueError(f"DtmfDetector works on {RATE} Hz audio (got {rate}); resample first")
         self.rate = rate
-        tables = _tables()
-        self._basis = tables["basis"]
-        self._ginv = tables["ginv"]
-        self._hcross = tables["hcross"]
-        self._rot = tables["rot"]
+        t = _tables()
+        self._seg_basis = t["seg_basis"]
+        self._g16 = t["g16"]
+        self._gather = t["gather"]
+        self._solve = t["solve"]
+        self._rot = t["rot"]
+        self._harm_check = t["harm_check"]
+        self._cap = self.FREQ_TOLERANCE * t["pair_freqs"]
         self._amp2_min = dbm0_to_amplitude(self.MIN_LEVEL_DBM0) ** 2
         self._dom = 10.0 ** (-self.DOMINANCE_DB / 10.0)
         self._harm = 10.0 ** (-self.HARMONIC_DB / 10.0)
+        # screening: the offset correction raises a tone's power by at most 1 / _gain2(cap)
+        gain = _gain2(self.FREQ_TOLERANCE * np.array(LOW_FREQS + HIGH_FREQS))
+        self._screen_amp2 = 0.8 * float(gain.min()) * self._amp2_min
+        self._screen_gain = 1.0 / np.array([gain[:4].min(), gain[4:].min()])  # per group
+        self._screen_frac = 0.8 * self.ENERGY_FRACTION / (0.5 * BLOCK)
+        self._quiet = np.full(LAG, -1, dtype=np.int64)
+        # block-to-tone edge offset (see _edge) is at most BLOCK * (1 - ENERGY_FRACTION) - HOP / 2
+        self._edge_max = BLOCK * (1.0 - self.ENERGY_FRACTION) - HOP / 2.0
         on = self.MIN_ON_S * rate
-        # a run spans (last - first) * HOP + BLOCK - 2 * EDGE samples
-        self._min_on_blocks = int(np.ceil((on - BLOCK + 2 * self.EDGE) / HOP))
+        self._min_on_blocks = max(1, int(np.ceil((on - BLOCK + 2 * self._edge_max) / HOP)))
+        # once block m fails, the gap after block `last` is at least (m + 1 - last) * HOP - BLOCK + 2 * edge
         off = self.MIN_OFF_S * rate
-        # the gap after block `last` is at least (m + 1 - last) * HOP - BLOCK + 2 * EDGE once block m failed
-        self._min_off_blocks = int(np.ceil((off + BLOCK - 2 * self.EDGE) / HOP)) - 1
+        self._min_off_blocks = int(np.ceil((off + BLOCK - 2 * self._edge_max) / HOP)) - 1
         self.reset()
 
     def reset(self) -> None:
@@ -126,11 +162,11 @@ class DtmfDetector:
         self._buf = np.zeros(0, dtype=np.float64)
         self._samples_in = 0  # samples fed so far
         self._base_s = 0.0  # stream time of sample 0
-        self._next_block = 0  # index of the next block to analyse (starts at _next_block * HOP)
-        self._hist_x = np.zeros((LAG, 8), dtype=np.complex128)
+        self._next_block = 0  # index of the next block (it starts at sample _next_block * HOP)
+        self._hist_a = np.zeros((LAG, 2), dtype=np.complex128)  # last LAG blocks' tone phasors
         self._hist_cls = np.full(LAG, -1, dtype=np.int64)
-        self._cur: _Run | None = None  # current press
-        self._alt: _Run | None = None  # a different digit seen while the current press may still resume
+        self._cur: _Run | None = None  # the current press
+        self._alt: _Run | None = None  # another digit, while the current press may still resume
 
     # ------------------------------------------------------------------------------
     def feed(self, samples: np.ndarray, t0: float | None = None) -> list[DtmfHit]:
@@ -140,14 +176,15 @@ class DtmfDetector:
         it. Without it, times continue from the previous chunk (0 = first sample fed).
         """
         x = np.asarray(samples)
-        if x.ndim != 1:
-            x = x.reshape(-1)
-        if x.dtype.kind == "f":
+        kind = x.dtype.kind
+        if kind == "i":
+            x = np.multiply(x, 1.0 / (1 << (8 * x.dtype.itemsize - 1)))  # float64; int16: / 32768
+        elif kind == "f":
             x = x.astype(np.float64, copy=False)
-        elif x.dtype.kind in "iu":
-            x = x.astype(np.float64) * (1.0 / 32768.0)
         else:
             raise TypeError(f"unsupported sample dtype {x.dtype}")
+        if x.ndim != 1:
+            x = x.reshape(-1)
         if t0 is not None:
             self._base_s = float(t0) - self._samples_in / self.rate
         self._samples_in += x.size
@@ -156,166 +193,226 @@ class DtmfDetector:
             self._buf = buf.copy()
             return []
         nb = (buf.size - BLOCK) // HOP + 1
-        frames = np.lib.stride_tricks.sliding_window_view(buf, BLOCK)[: (nb - 1) * HOP + 1 : HOP]
         m0 = self._next_block
         self._next_block += nb
-        hits = self._analyse(frames, m0)
+        hits = self._analyse(buf, nb, m0)
         self._buf = buf[nb * HOP :].copy()
         return hits
 
     # ------------------------------------------------------------------------------
-    def _analyse(self, frames: np.ndarray, m0: int) -> list[DtmfHit]:
-        nb = frames.shape[0]
-        corr = frames @ self._basis  # (nb, 32): cos of 16 freqs, then sin of 16 freqs
-        energy = np.einsum("ij,ij->i", frames, frames)
-        cc, cs = corr[:, :16], corr[:, 16:]
-        power = cc * cc + cs * cs  # ∝ squared amplitude per frequency
-        rows = np.arange(nb)
-        plo, phi = power[:, 0:4], power[:, 4:8]
-        lo = np.argmax(plo, axis=1)
-        hi = np.argmax(phi, axis=1)
-        best_lo = plo[rows, lo]
-        best_hi = phi[rows, hi]
-        # strongest *other* bin of each group
-        other_lo = np.partition(plo, 2, axis=1)[:, 2]
-        other_hi = np.partition(phi, 2, axis=1)[:, 2]
-        ok = (other_lo <= best_lo * self._dom) & (other_hi <= best_hi * self._dom)
-        digit = lo * 4 + hi
-        # least-squares fit of the two nominal tones: c^T G^-1 c is the energy they explain
-        c4 = np.stack((cc[rows, lo], cs[rows, lo], cc[rows, 4 + hi], cs[rows, 4 + hi]), axis=1)
-        coef = np.einsum("nij,nj->ni", self._ginv[digit], c4)
-        explained = np.einsum("ni,ni->n", c4, coef)
-        ok &= explained >= self.ENERGY_FRACTION * energy
-        amp2_lo = coef[:, 0] ** 2 + coef[:, 1] ** 2
-        amp2_hi = coef[:, 2] ** 2 + coef[:, 3] ** 2
-        ok &= (amp2_lo >= self._amp2_min) & (amp2_hi >= self._amp2_min)
-        # second harmonics: correlation left after removing the fitted tones' leakage
-        ch = np.stack((cc[rows, 8 + lo], cs[rows, 8 + lo], cc[rows, 12 + hi], cs[rows, 12 + hi]), axis=1)
-        ch -= np.einsum("nij,nj->ni", self._hcross[digit], coef)
-        scale = 4.0 / (BLOCK * BLOCK)  # correlation^2 -> amplitude^2 (for an on-bin sine)
-        h_lo = (ch[:, 0] ** 2 + ch[:, 1] ** 2) * scale
-        h_hi = (ch[:, 2] ** 2 + ch[:, 3] ** 2) * scale
-        ok &= (h_lo <= amp2_lo * self._harm) & (h_hi <= amp2_hi * self._harm)
-        cls = np.where(ok, digit, -1)
-
-        # phase advance over LAG blocks for each frequency (only used for candidate blocks)
-        xc = cc[:, :8] - 1j * cs[:, :8]
-        xall = np.concatenate((self._hist_x, xc))
-        clsall = np.concatenate((self._hist_cls, cls))
-        self._hist_x = xall[-LAG:].copy()
-        self._hist_cls = clsall[-LAG:].copy()
+    def _analyse(self, buf: np.ndarray, nb: int, m0: int) -> list[DtmfHit]:
+        # BLOCK = SPAN * HOP: correlate HOP-sample segments once, then add SPAN shifted copies
+        seg = buf[: (nb + SPAN - 1) * HOP].reshape(-1, HOP)
+        part = seg @ self._seg_basis  # (nb + SPAN - 1, SPAN * NCOL)
+        # corr[m] = sum over j of part[m + j, j * NCOL : (j + 1) * NCOL]
+        row = part.strides[0]
+        shifted = np.ndarray((nb, SPAN, NCOL), np.float64, part, 0, (row, row + NCOL * 8, 8))
+        corr = shifted.sum(axis=1)  # (nb, NCOL): correlations of each block
+        se = np.einsum("ij,ij->i", seg, seg)
+        energy = se[:nb] + se[1 : nb + 1] + se[2 : nb + 2] + se[3 : nb + 3]  # SPAN == 4
+        # joint fit of the 8 nominal tones: amplitudes without the window's cross-talk
+        a16 = corr[:, :16] @ self._g16
+        amp = a16[:, 0::2] ** 2 + a16[:, 1::2] ** 2  # (nb, 8) squared amplitudes
+        best = amp.reshape(nb, 2, 4).max(axis=2)  # strongest tone of each group
+        # cheap necessary conditions of the checks below (with slack for the offset correction)
+        ok = np.minimum(best[:, 0], best[:, 1]) >= self._screen_amp2
+        ok &= best @ self._screen_gain >= self._screen_frac * energy
         if self._cur is None and self._alt is None and not ok.any():
+            self._hist_cls = self._quiet if nb >= LAG else np.concatenate((self._hist_cls[nb:], self._quiet[:nb]))
             return []
-        lagprod = xall[LAG:] * np.conj(xall[:-LAG]) * self._rot
-        q_lo = lagprod[rows, lo]
-        q_hi = lagprod[rows, 4 + hi]
-        paired = clsall[:-LAG] == cls  # the block LAG hops earlier holds the same digit
+        rows = np.arange(nb)
+        lo = np.argmax(amp[:, :4], axis=1)
+        hi = np.argmax(amp[:, 4:], axis=1)
+        best_lo = best[:, 0]
+        best_hi = best[:, 1]
+        second_lo = np.partition(amp[:, :4], 2, axis=1)[:, 2]
+        second_hi = np.partition(amp[:, 4:], 2, axis=1)[:, 2]
+        ok &= (second_lo <= best_lo * self._dom) & (second_hi <= best_hi * self._dom)
+        digit = lo * 4 + hi
+        # the chosen pair fitted with a first-order frequency term, x ~ Re((A + B t) e^{jwk}),
+        # and the harmonics' correlations less the fitted tones' share: one 12x12 product
+        g = corr[rows[:, None], self._gather[digit]]
+        fit = np.matmul(self._solve[digit], g[:, :, None])[:, :, 0]  # (nb, 12)
+        a = fit[:, 0:8:4] - 1j * fit[:, 1:8:4]  # (nb, 2): A of the low and the high tone
+        b = fit[:, 2:8:4] - 1j * fit[:, 3:8:4]
+        p = a.real**2 + a.imag**2
+        # frequency offset Im(B/A), used to undo the block's roll-off (up to the tolerance)
+        df = (b * np.conj(a)).imag / np.maximum(p, 1e-30) * (RATE / (2.0 * np.pi * BLOCK))
+        cap = self._cap[digit]
+        p = p / _gain2(np.clip(df, -cap, cap))
+        frac = (0.5 * BLOCK) * (p[:, 0] + p[:, 1]) / np.maximum(energy, 1e-30)
+        ok &= frac >= self.ENERGY_FRACTION
+        ok &= p.min(axis=1) >= self._amp2_min
+        cls = np.where(ok, digit, -1)
+        h = (fit[:, 8::2] ** 2 + fit[:, 9::2] ** 2) * (4.0 / (BLOCK * BLOCK)) * self._harm_check[digit]
+        # phase advance of each tone over LAG hops (for blocks of the same digit)
+        aall = np.concatenate((self._hist_a, a))
+        clsall = np.concatenate((self._hist_cls, cls))
+        self._hist_a = aall[-LAG:].copy()
+        self._hist_cls = clsall[-LAG:].copy()
+        q = aall[LAG:] * np.conj(aall[:-LAG]) * self._rot[digit]
+        paired = clsall[:-LAG] == cls
         hits: list[DtmfHit] = []
-        for i in range(nb):
-            self._step(m0 + i, int(cls[i]), bool(paired[i]), q_lo[i], q_hi[i], amp2_lo[i], amp2_hi[i], hits)
+        blocks = zip(cls.tolist(), paired.tolist(), q[:, 0].tolist(), q[:, 1].tolist(), p[:, 0].tolist(),
+                     p[:, 1].tolist(), h[:, 0].tolist(), h[:, 1].tolist(), frac.tolist())
+        for i, block in enumerate(blocks):
+            self._step(m0 + i, block, hits)
         return hits
 
-    def _step(self, m: int, c: int, paired: bool, q_lo: complex, q_hi: complex, a_lo: float, a_hi: float, hits: list) -> None:
+    def _step(self, m: int, block: tuple, hits: list) -> None:
+        c = block[0]
         cur = self._cur
-        if cur is not None and c != cur.digit and m - cur.last >= self._min_off_blocks:
-            # the current press is over (long enough gap); a pending other digit takes over
-            cur, self._alt = self._alt, None
-            if cur is not None and c != cur.digit and m - cur.last >= self._min_off_blocks:
-                cur = None
-            self._cur = cur
+        if cur is not None and c != cur.digit:
+            if not cur.reported:
+                cur = self._cur = None  # a press is measured on contiguous blocks only
+            elif m - cur.last >= self._min_off_blocks:
+                # the reported press is over (the gap is long enough); a pending digit takes over
+                alt = self._alt
+                cur = self._cur = alt if alt is not None and alt.digit == c else None
+                self._alt = None
         if cur is not None and c == cur.digit:
-            self._extend(cur, m, paired, q_lo, q_hi, a_lo, a_hi, hits)
+            self._extend(cur, m, block, hits)
             self._alt = None
             return
-        if c < 0:
-            return
-        if cur is None or not cur.reported:
-            # nothing reported for the current run: start over with the new digit
-            self._cur, self._alt = _Run(c, m), None
-            self._extend(self._cur, m, paired, q_lo, q_hi, a_lo, a_hi, hits)
-            return
-        # a reported press may still resume after a dropout: measure the other digit aside
         alt = self._alt
-        if alt is None or alt.digit != c or m - alt.last >= self._min_off_blocks:
+        if c < 0:
+            self._alt = None  # not contiguous any more
+            return
+        if cur is None:
+            self._cur = _Run(c, m)
+            self._extend(self._cur, m, block, hits)
+            return
+        # another digit while a reported press may still resume after a dropout: measure it aside
+        if alt is None or alt.digit != c:
             alt = self._alt = _Run(c, m)
-        self._extend(alt, m, paired, q_lo, q_hi, a_lo, a_hi, hits)
+        self._extend(alt, m, block, hits)
         if alt.reported:
             self._cur, self._alt = alt, None
 
-    def _extend(self, run: _Run, m: int, paired: bool, q_lo: complex, q_hi: complex, a_lo: float, a_hi: float, hits: list) -> None:
+    def _extend(self, run: _Run, m: int, block: tuple, hits: list) -> None:
+        _, paired, q_lo, q_hi, p_lo, p_hi, h_lo, h_hi, frac = block
         if paired and m - LAG >= run.first:
+            if run.steps is not None:
+                run.steps.append((m, q_lo, q_hi))
+                if len(run.steps) > MAX_STEPS:
+                    del run.steps[0]
             run.q_lo += q_lo
             run.q_hi += q_hi
-            run.a_lo += abs(q_lo)
-            run.a_hi += abs(q_hi)
+            run.aq_lo += abs(q_lo)
+            run.aq_hi += abs(q_hi)
             run.pairs += 1
         run.last = m
-        run.count += 1
-        run.p_lo += a_lo
-        run.p_hi += a_hi
+        run.p_lo += p_lo
+        run.p_hi += p_hi
+        run.h_lo += h_lo
+        run.h_hi += h_hi
+        if frac > run.fmax:
+            run.fmax = frac
         if run.reported or run.last - run.first < self._min_on_blocks or run.pairs == 0:
             return
-        if self._accept(run):
+        edge = self._edge(run)
+        duration = (run.last - run.first) * HOP + BLOCK - 2.0 * edge
+        if duration >= self.MIN_ON_S * self.rate and self._accept(run):
             run.reported = True
-            start = run.first * HOP + self.EDGE
-            end = run.last * HOP + BLOCK - self.EDGE
-            hits.append(DtmfHit(DIGITS[run.digit], self._base_s + start / self.rate, (end - start) / self.rate))
+            run.steps = None
+            start = run.first * HOP + edge
+            hits.append(DtmfHit(DIGITS[run.digit], self._base_s + start / self.rate, duration / self.rate))
+
+    def _edge(self, run: _Run) -> float:
+        """Samples from the start of a run's first block to the start of its tone.
+
+        A block holding a share c of the tone has an energy fraction of about c * fmax
+        (fmax: the fraction of a block fully inside the tone, lowered by noise), so the
+        first candidate block holds at least ENERGY_FRACTION / fmax of the tone; on
+        average it starts half a hop earlier than that.
+        """
+        cover = min(1.0, self.ENERGY_FRACTION / max(run.fmax, 1e-9))
+        return BLOCK * (1.0 - cover) - HOP / 2.0
 
     def _accept(self, run: _Run) -> bool:
-        """Run-level checks: frequency offset, phase coherence, twist."""
+        """Run-level checks: steady frequencies within tolerance, twist, harmonics."""
+        if abs(run.q_lo) < self.MIN_COHERENCE * run.aq_lo or abs(run.q_hi) < self.MIN_COHERENCE * run.aq_hi:
+            return False
         lo, hi = divmod(run.digit, 4)
-        span = run.last - run.first + 1
-        if run.count < 0.75 * span:  # mostly candidate blocks, not a patchwork
-            return False
-        if abs(run.q_lo) < self.MIN_COHERENCE * run.a_lo or abs(run.q_hi) < self.MIN_COHERENCE * run.a_hi:
-            return False
         to_hz = RATE / (2.0 * np.pi * LAG * HOP)
-        df_lo = np.angle(run.q_lo) * to_hz
-        df_hi = np.angle(run.q_hi) * to_hz
-        f_lo, f_hi = LOW_FREQS[lo], HIGH_FREQS[hi]
-        if abs(df_lo) > self.FREQ_TOLERANCE * f_lo or abs(df_hi) > self.FREQ_TOLERANCE * f_hi:
+        if abs(np.angle(run.q_lo) * to_hz) > self.FREQ_TOLERANCE * LOW_FREQS[lo]:
             return False
-        # twist, with each tone's power corrected for the block's roll-off at its offset
-        p_lo = run.p_lo / _gain2(df_lo)
-        p_hi = run.p_hi / _gain2(df_hi)
-        twist = 10.0 * np.log10(p_hi / p_lo)
-        return -self.MAX_REVERSE_TWIST_DB <= twist <= self.MAX_NORMAL_TWIST_DB
+        if abs(np.angle(run.q_hi) * to_hz) > self.FREQ_TOLERANCE * HIGH_FREQS[hi]:
+            return False
+        # drift: least-squares slope of the per-step frequencies (a pitch glide, not a tone)
+        steps = np.array(run.steps)
+        if steps.shape[0] >= 3:
+            x = steps[:, 0].real - steps[:, 0].real.mean()
+            f = np.angle(steps[:, 1:]) * to_hz
+            slope = x @ (f - f.mean(axis=0)) / (x @ x) * (RATE / HOP)  # Hz per second
+            if np.abs(slope).max() > self.MAX_DRIFT_HZ_PER_S:
+                return False
+        twist = 10.0 * np.log10(run.p_hi / run.p_lo)
+        if not -self.MAX_REVERSE_TWIST_DB <= twist <= self.MAX_NORMAL_TWIST_DB:
+            return False
+        return run.h_lo <= self._harm * run.p_lo and run.h_hi <= self._harm * run.p_hi
 
     # convenience -----------------------------------------------------------------
     def detect(self, samples: np.ndarray) -> str:
-        """Digits in ``samples`` as one string (feeds them as one chunk; keeps state)."""
+        """Digits in ``samples`` as one string (fed as one chunk; state is kept)."""
         return "".join(h.digit for h in self.feed(samples))
 
 
-def _gain2(df: float) -> float:
-    """Power gain of a BLOCK-sample rectangular correlation for a tone ``df`` Hz off the bin."""
-    x = np.pi * df / RATE
-    if abs(x) < 1e-12:
-        return 1.0
-    return float((np.sin(BLOCK * x) / (BLOCK * np.sin(x))) ** 2)
+def _gain2(df: np.ndarray) -> np.ndarray:
+    """Power gain of a BLOCK-sample correlation for a tone ``df`` Hz off its frequency."""
+    x = np.maximum(np.abs(np.asarray(df, dtype=np.float64)) * (np.pi / RATE), 1e-12)
+    return (np.sin(BLOCK * x) / (BLOCK * np.sin(x))) ** 2
 
 
 _TABLES: dict | None = None
 
 
 def _tables() -> dict:
+    """Correlation rows and least-squares matrices, shared by all detectors.
+
+    basis columns: 0-15 cos/sin of the 8 tones (interleaved pairs), 16-31 t*cos/t*sin
+    of the 8 tones (t = sample offset from the block centre / BLOCK), 32-47 cos/sin of
+    the 8 second harmonics.
+    """
     global _TABLES
     if _TABLES is None:
         k = np.arange(BLOCK, dtype=np.float64)
+        t = (k - (BLOCK - 1) / 2.0) / BLOCK
         freqs = np.array(LOW_FREQS + HIGH_FREQS)
-        allf = np.concatenate((freqs, 2.0 * freqs))
-        w = 2.0 * np.pi * allf / RATE
-        cos = np.cos(np.outer(k, w))  # (BLOCK, 16)
+        w = 2.0 * np.pi * freqs / RATE
+        cos = np.cos(np.outer(k, w))  # (BLOCK, 8)
         sin = np.sin(np.outer(k, w))
-        basis = np.ascontiguousarray(np.concatenate((cos, sin), axis=1))
-        ginv = np.empty((16, 4, 4))
-        hcross = np.empty((16, 4, 4))
+        cos2 = np.cos(np.outer(k, 2.0 * w))
+        sin2 = np.sin(np.outer(k, 2.0 * w))
+        inter = lambda a, b: np.stack((a, b), axis=2).reshape(BLOCK, -1)  # noqa: E731
+        nominal = inter(cos, sin)  # columns 0-15
+        slope = inter(t[:, None] * cos, t[:, None] * sin)  # columns 16-31
+        harm = inter(cos2, sin2)  # columns 32-47
+        basis = np.concatenate((nominal, slope, harm), axis=1)  # (BLOCK, NCOL)
+        # rows for HOP-sample segments: segment j of a block uses rows j*HOP..(j+1)*HOP-1
+        seg_basis = np.ascontiguousarray(np.concatenate([basis[j * HOP : (j + 1) * HOP] for j in range(SPAN)], axis=1))
+        g16 = np.linalg.inv(nominal.T @ nominal)
+        gather = np.empty((16, 12), dtype=np.int64)  # correlation columns used for each digit
+        solve = np.zeros((16, 12, 12))  # [A B of both tones; harmonics less the tones' share]
+        pair_freqs = np.empty((16, 2))
+        harm_check = np.ones((16, 2))
         for d in range(16):
             lo, hi = divmod(d, 4)
-            fund = np.stack((cos[:, lo], sin[:, lo], cos[:, 4 + hi], sin[:, 4 + hi]), axis=1)
-            harm = np.stack((cos[:, 8 + lo], sin[:, 8 + lo], cos[:, 12 + hi], sin[:, 12 + hi]), axis=1)
-            ginv[d] = np.linalg.inv(fund.T @ fund)
-            hcross[d] = harm.T @ fund  # correlation of each harmonic row with each fitted basis vector
-        rot = np.exp(-1j * w[:8] * LAG * HOP)
-        _TABLES = {"basis": basis, "ginv": ginv, "hcross": hcross, "rot": rot}
+            j, m = lo, 4 + hi
+            gather[d] = [2 * j, 2 * j + 1, 16 + 2 * j, 17 + 2 * j, 2 * m, 2 * m + 1, 16 + 2 * m, 17 + 2 * m,
+                         32 + 2 * j, 33 + 2 * j, 32 + 2 * m, 33 + 2 * m]
+            cols = basis[:, gather[d]]
+            fit, hrows = cols[:, :8], cols[:, 8:]
+            ginv = np.linalg.inv(fit.T @ fit)
+            solve[d, :8, :8] = ginv
+            solve[d, 8:, :8] = -(hrows.T @ fit) @ ginv
+            solve[d, 8:, 8:] = np.eye(4)
+            pair_freqs[d] = freqs[j], freqs[m]
+            # a low tone's harmonic this close to the high tone is not separable in one block
+            if abs(2.0 * freqs[j] - freqs[m]) < HARMONIC_CLASH_HZ:
+                harm_check[d, 0] = 0.0
+        rot = np.exp(-1j * w * LAG * HOP)
+        rot = np.stack([rot[[d // 4, 4 + d % 4]] for d in range(16)])
+        _TABLES = {"seg_basis": seg_basis, "g16": g16, "gather": gather, "solve": solve, "rot": rot,
+                   "pair_freqs": pair_freqs, "harm_check": harm_check}
     return _TABLES
