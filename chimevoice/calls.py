@@ -12,6 +12,7 @@ import asyncio
 import secrets
 import time
 import uuid
+import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,6 +32,7 @@ from .media.storage import BucketStore
 from .metrics import Metrics
 from .routing import Rejection, route_call
 from .sip import events as ev
+from .speech import SpeechError, Synthesizer, make_synthesizer
 
 log = structlog.get_logger("chimevoice.calls")
 
@@ -71,11 +73,13 @@ class _Live:
 class CallManager:
     def __init__(self, cfg: Config, sip: SipControl, invokers: dict[str, Invoker], *,
                  audio: AudioCache, buckets: BucketStore, cdr: CdrWriter, metrics: Metrics,
+                 speech: Synthesizer | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.cfg = cfg
         self.sip = sip
         self.invokers = invokers
         self.audio = audio
+        self.speech = speech or make_synthesizer("local", cfg.data_dir / "speech-cache")
         self.buckets = buckets
         self.cdr = cdr
         self.metrics = metrics
@@ -186,6 +190,8 @@ class CallManager:
                     self.sip.disconnect(cid, cause)
                 case c.PrepareAudio():
                     self._spawn(live, self._prepare_audio(live, cmd))
+                case c.PrepareSpeech():
+                    self._spawn(live, self._prepare_speech(live, cmd))
                 case c.Play(call_id=cid, play_id=pid, path=path, repeat=repeat, duration_s=dur):
                     self.sip.play(cid, pid, path, repeat, dur)
                 case c.StopPlay(call_id=cid, play_id=pid):
@@ -249,6 +255,21 @@ class CallManager:
             live.tx.audio_failed(cmd.request_id, "SystemException", "System error while running action")
         else:
             live.tx.audio_ready(cmd.request_id, str(prepared.path), prepared.duration_s)
+        self._run(live)
+
+    async def _prepare_speech(self, live: _Live, cmd: c.PrepareSpeech) -> None:
+        try:
+            path = await self.speech.synthesize(cmd.request)
+            with wave.open(str(path), "rb") as w:
+                duration = w.getnframes() / w.getframerate()
+        except SpeechError as exc:
+            live.log.warning("speech_failed", error_type=exc.error_type, error=exc.message)
+            live.tx.audio_failed(cmd.request_id, exc.error_type, exc.message)
+        except Exception:  # noqa: BLE001
+            live.log.exception("speech_crashed")
+            live.tx.audio_failed(cmd.request_id, "SystemException", "System error while running action")
+        else:
+            live.tx.audio_ready(cmd.request_id, str(path), duration)
         self._run(live)
 
     def _finished(self, live: _Live, reason: str) -> None:

@@ -66,12 +66,14 @@ def daemon(tmp_path_factory):
     rules = [rule(0, N + "0", "greeter"), rule(1, N + "1", "slow"), rule(2, N + "2", "garbage"),
              rule(3, N + "3", "crasher", "greeter-b"), rule(4, N + "4", "attributes"),
              *(rule(i, N + str(i), "scripted") for i in (5, 6, 7, 8)),
+             *(rule(i, f"+155501000{i}", "scripted") for i in (10, 12)),
              rule(20, AUTH_NUMBER, "greeter")]
     cfg = d.write_config(apps, rules=rules)
     # A second trunk that requires digest credentials.
     import yaml
     data = yaml.safe_load(cfg.read_text())
-    data["voice_connectors"][0]["phone_numbers"] = [N + str(i) for i in range(10)]
+    data["voice_connectors"][0]["phone_numbers"] = [N + str(i) for i in range(10)] + [
+        f"+155501000{i}" for i in (10, 12)]
     data["voice_connectors"].append({"id": "vc-auth", "name": "auth trunk", "host_name": "vc-auth.local",
                                      "allow_list": ["127.0.0.1/32"], "phone_numbers": [AUTH_NUMBER],
                                      "credentials": {"username": "pbx1", "password": "s3cret"}})
@@ -294,3 +296,31 @@ def test_daemon_survives_malformed_sip(daemon, tmp_path):
     res = daemon.call(user=N + "5", record=tmp_path / "after.wav")
     assert res["answered"], res
     assert daemon.proc.poll() is None
+
+
+def test_speak_synthesizes_and_plays_speech(daemon, tmp_path):
+    rec = tmp_path / "speech.wav"
+    res = daemon.call(user="+15550100010", record=rec)
+    assert res["answered"] and res["hangup_by"] == "remote", res
+    evs = wait_events(daemon, "scripted", "+15550100010", "HANGUP")
+    assert [e["InvocationEventType"] for e in evs] == ["NEW_INBOUND_CALL", "HANGUP"]
+    heard, rate = read_pcm(rec)
+    x = heard.astype(np.float64)
+    voiced = [i for i in range(0, len(x) - 160, 160) if np.abs(x[i:i + 160]).max() > 1500]
+    speech_s = (voiced[-1] - voiced[0]) / rate
+    assert 0.8 < speech_s < 4.0, speech_s          # "Hello from chimevoice." is about 1.5 s
+    # It is the synthesized sentence: compare with the cached synthesis the daemon played.
+    cached = sorted((daemon.data / "speech-cache").rglob("*.wav"), key=lambda p: p.stat().st_mtime)
+    ref, _ = read_pcm(cached[-1])
+    assert similarity(ref.astype(np.float64), x, rate) > 0.85
+
+
+def test_speak_with_unknown_voice_fails_with_spec_error(daemon):
+    res = daemon.call(user="+15550100012")
+    assert res["final_status"] == 480, res
+    evs = wait_events(daemon, "scripted", "+15550100012", "HANGUP")
+    failed = evs[1]
+    assert failed["InvocationEventType"] == "ACTION_FAILED"
+    assert failed["ActionData"]["Type"] == "Speak"
+    assert failed["ActionData"]["ErrorType"] == "InvalidActionParameter"
+    assert failed["ActionData"]["ErrorMessage"] == "VoiceId parameter value is invalid."

@@ -8,7 +8,9 @@ from __future__ import annotations
 from .base import Action
 from .control import Hangup, Pause
 from .play import PlayAudio
+from .speak import Speak
 
-REGISTRY: dict[str, type[Action]] = {cls.type_name: cls for cls in (Pause, Hangup, PlayAudio)}
+REGISTRY: dict[str, type[Action]] = {
+    cls.type_name: cls for cls in (Pause, Hangup, PlayAudio, Speak)}
 
 __all__ = ["REGISTRY", "Action"]

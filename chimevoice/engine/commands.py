@@ -53,6 +53,13 @@ class PrepareAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class PrepareSpeech:
+    """Synthesize *request* (a chimevoice.speech.SpeechRequest); answer with audio_ready/audio_failed."""
+    request_id: str
+    request: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Play:
     """Play a prepared file *repeat* times to a leg; answer with playback_finished."""
     call_id: str
@@ -94,5 +101,5 @@ class Finished:
     reason: str
 
 
-Command = (Invoke | Ring | Answer | Reject | Disconnect | PrepareAudio | Play | StopPlay
+Command = (Invoke | Ring | Answer | Reject | Disconnect | PrepareAudio | PrepareSpeech | Play | StopPlay
            | StartTimer | CancelTimer | Log | Finished)

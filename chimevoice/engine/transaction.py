@@ -476,6 +476,11 @@ class ActionContext:
         self.tx._emit(c.PrepareAudio(rid, bucket, key))
         return rid
 
+    def prepare_speech(self, request: Any) -> str:
+        rid = self.tx.new_id("speech")
+        self.tx._emit(c.PrepareSpeech(rid, request))
+        return rid
+
     def play(self, leg: Leg, path: str, repeat: int = 1, duration_s: float = 0.0) -> str:
         pid = self.tx.new_id("play")
         self.tx._emit(c.Play(leg.call_id, pid, path, repeat, duration_s))

@@ -17,6 +17,13 @@ def handler(event, context):
             return respond([play(cid, "missing.wav"), hangup(cid)])
         if number.endswith("08"):      # a long tone; the caller hangs up
             return respond([play(cid, "tone1000.wav", Repeat=30), play(cid, "tone400.wav")])
+        if number.endswith("10"):      # text-to-speech
+            return respond([pause(cid, 700),
+                            {"Type": "Speak", "Parameters": {"Text": "Hello from chimevoice.", "VoiceId": "Joanna",
+                                                             "Engine": "standard", "LanguageCode": "en-US"}},
+                            pause(cid), hangup(cid)])
+        if number.endswith("12"):      # a voice Polly does not have
+            return respond([{"Type": "Speak", "Parameters": {"Text": "Hi", "VoiceId": "Nobody"}}])
     if kind == "ACTION_SUCCESSFUL" and number.endswith("06"):
         return respond([hangup(cid)])
     if kind == "ACTION_FAILED":

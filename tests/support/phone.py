@@ -30,6 +30,7 @@ class Phone(pj.Call):
         self.audio = None
         self.last_code = 0
         self.reason = ""
+        self.dtmf_in: list = []
 
     def onCallState(self, prm):
         info = self.getInfo()
@@ -42,6 +43,10 @@ class Phone(pj.Call):
             self.disconnected_at = time.monotonic()
             self.last_code = code
             self.reason = info.lastReason
+
+    def onDtmfDigit(self, prm):
+        since = time.monotonic() - self.confirmed_at if self.confirmed_at else 0.0
+        self.dtmf_in.append([round(since, 3), prm.digit])
 
     def onCallMediaState(self, prm):
         info = self.getInfo()
@@ -168,6 +173,7 @@ def main() -> int:
         "setup_seconds": round(call.confirmed_at - t0, 3) if call.confirmed_at else None,
         "hangup_by": "remote" if call.remote_hangup else "local",
         "rx": getattr(call, "jb", None),
+        "dtmf_received": call.dtmf_in,
         "srtp": getattr(call, "srtp", None),
         "media_after_answer": round(call.media_at - call.confirmed_at, 3) if call.confirmed_at and getattr(call, "media_at", None) else None,
     }
