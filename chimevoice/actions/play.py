@@ -3,22 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chimevoice.engine.errors import (INVALID_ACTION_PARAMETER, INVALID_AUDIO_SOURCE,
-                                      MSG_AUDIO_SOURCE_INVALID, ActionError)
-from chimevoice.engine.values import ParamError, is_blank, opt_int, str_list
+from chimevoice.engine.errors import INVALID_ACTION_PARAMETER, ActionError
+from chimevoice.media.audio import parse_audio_source
+from chimevoice.engine.values import ParamError, opt_int, str_list
 
 from .base import Action
 
 DTMF_KEYS = frozenset("0123456789#*")
-
-
-def parse_audio_source(source: Any) -> tuple[str, str]:
-    """(bucket, key) of an ``{"Type": "S3", "BucketName", "Key"}`` object, or
-    InvalidAudioSource as 04 §4 row 2 describes."""
-    if (not isinstance(source, dict) or str(source.get("Type", "")).upper() != "S3"
-            or is_blank(source.get("BucketName")) or is_blank(source.get("Key"))):
-        raise ActionError(INVALID_AUDIO_SOURCE, MSG_AUDIO_SOURCE_INVALID)
-    return str(source["BucketName"]), str(source["Key"])
 
 
 def parse_terminators(value: Any, name: str) -> frozenset[str]:

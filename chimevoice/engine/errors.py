@@ -7,8 +7,6 @@ INVALID_AUDIO_SOURCE = "InvalidAudioSource"
 SYSTEM_EXCEPTION = "SystemException"
 
 MSG_BAD_LEG = "CallId or ParticipantTag parameter for action is invalid."
-MSG_AUDIO_SOURCE_INVALID = "Audio Source parameter value is invalid."
-MSG_AUDIO_SOURCE_ACCESS = "Cannot access S3 bucket or audio file."
 MSG_SYSTEM = "System error while running action"
 MSG_DURATION = "Duration parameter is invalid."
 

@@ -56,6 +56,7 @@ from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 
+from chimevoice.engine.errors import INVALID_AUDIO_SOURCE, ActionError
 from .storage import BucketStore, ObjectAccessError, atomic_writer
 
 __all__ = [
@@ -75,7 +76,6 @@ __all__ = [
 ]
 
 MAX_AUDIO_BYTES = 52_428_800
-INVALID_AUDIO_SOURCE = "InvalidAudioSource"
 MSG_INVALID_AUDIO_SOURCE = "Audio Source parameter value is invalid."
 MSG_CANNOT_ACCESS = "Cannot access S3 bucket or audio file."
 
@@ -92,7 +92,7 @@ WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 _GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 
 
-class AudioSourceError(Exception):
+class AudioSourceError(ActionError):
     """An audio source cannot be played; maps directly to ``ACTION_FAILED`` fields.
 
     ``error_type`` / ``message`` go to ``ActionData.ErrorType`` / ``ErrorMessage``;
@@ -100,11 +100,10 @@ class AudioSourceError(Exception):
     """
 
     def __init__(self, error_type: str, message: str, *, reason: str = "", detail: str = "") -> None:
-        self.error_type = error_type
-        self.message = message
+        super().__init__(error_type, message)
         self.reason = reason
         self.detail = detail
-        super().__init__(f"{error_type}: {message}" + (f" [{reason}: {detail}]" if reason or detail else ""))
+        self.args = (f"{error_type}: {message}" + (f" [{reason}: {detail}]" if reason or detail else ""),)
 
     @classmethod
     def invalid(cls, reason: str, detail: str = "") -> "AudioSourceError":
