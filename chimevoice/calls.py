@@ -224,7 +224,7 @@ class CallManager:
         event_type = cmd.event["InvocationEventType"]
         invoker = self.invokers[cmd.app_id]
         t0 = time.monotonic()
-        live.log.info("handler_invoke", event_type=event_type, sequence=cmd.event["Sequence"],
+        live.log.debug("handler_invoke", event_type=event_type, sequence=cmd.event["Sequence"],
                       sip_media_application=cmd.app_id)
         try:
             result = await invoker.invoke(cmd.event, log_context={
@@ -314,7 +314,7 @@ class CallManager:
         if future.exception() is not None:
             live.log.error("cdr_write_failed", error=repr(future.exception()))
         else:
-            live.log.info("cdr_written", path=str(future.result()))
+            live.log.debug("cdr_written", path=str(future.result()))
         if not self.by_tx and not self.pending_cdrs:
             self.idle.set()
 

@@ -134,7 +134,9 @@ def test_greeting_reaches_the_caller_and_handler_sees_exact_events(daemon, tmp_p
     routed = daemon.wait_log("call_routed", CallId=leg["CallId"])
     assert routed["TransactionId"] == details["TransactionId"]
     # One CDR per leg, in the Voice Connector CDR shape.
-    daemon.wait_log("cdr_written", CallId=leg["CallId"])
+    deadline = time.monotonic() + 10
+    while not any(c["CallId"] == leg["CallId"] for c in daemon.cdrs()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     cdr = next(c for c in daemon.cdrs() if c["CallId"] == leg["CallId"])
     assert cdr["TransactionId"] == details["TransactionId"]
     assert cdr["VoiceConnectorId"] == "vc-test" and cdr["Direction"] == "Inbound"

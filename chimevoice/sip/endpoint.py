@@ -380,21 +380,26 @@ class _Core:
         src = rdata.srcAddress
         host, _, port = src.rpartition(":")
         host = host.strip("[]")
-        info = call.getInfo()
         self.calls[call.leg_id] = call
+
+        def first(name: str) -> str:
+            return headers.get(name, [""])[0]
         self.post(ev.IncomingCall(
             leg_id=call.leg_id, source_ip=host, source_port=int(port or 0),
             transport=via_transport(headers), request_uri=ruri,
-            from_uri=info.remoteUri, to_uri=info.localUri, sip_call_id=info.callIdString,
+            from_uri=first("from"), to_uri=first("to"), sip_call_id=first("call-id"),
             headers=headers, sip_headers=chime_sip_headers(text), has_sdp=bool(body.strip()), srtp_offered="RTP/SAVP" in body,
         ))
 
     def media_state(self, call: _Call) -> None:
-        info = call.getInfo()
-        active = any(m.status == self.pj.PJSUA_CALL_MEDIA_ACTIVE for m in info.media)
-        if not active or call.audio is not None:
+        # hasMedia() is cheap; getInfo() builds a whole CallInfo (and its media list must be
+        # read while the CallInfo is alive: a temporary's media vector is freed memory).
+        if call.audio is not None or not call.hasMedia():
             return
-        call.audio = call.getAudioMedia(-1)
+        try:
+            call.audio = call.getAudioMedia(-1)
+        except pj.Error:
+            return
         self.post(ev.MediaReady(call.leg_id))
         pending, call.pending_plays = call.pending_plays, []
         for play_id, path, repeat, duration_s in pending:
