@@ -78,13 +78,12 @@ def _check_credentials(connector: VoiceConnector, call: IncomingCall, secret: by
                        now: float) -> Rejection | None:
     creds = connector.credentials
     assert creds is not None
+    stale = False
     for value in call.headers.get("authorization", []):
         params = sip_rules.parse_authorization(value)
         if sip_rules.verify_digest(params, method="INVITE", username=creds.username,
                                    password=creds.password, realm=creds.realm, secret=secret, now=now):
             return None
-    stale = any(sip_rules.nonce_status(sip_rules.parse_authorization(v).get("nonce", ""),
-                                       secret=secret, now=now) == "stale"
-                for v in call.headers.get("authorization", []))
+        stale = stale or sip_rules.nonce_status(params.get("nonce", ""), secret=secret, now=now) == "stale"
     challenge = sip_rules.make_challenge(creds.realm, sip_rules.make_nonce(secret, now), stale=stale)
     return Rejection(401, "digest authentication required", (("WWW-Authenticate", challenge),))

@@ -20,8 +20,6 @@ class Action:
     interruptible: ClassVar[bool] = False
     #: Sends ACTION_SUCCESSFUL as soon as it succeeds, even mid-list (README reading 6).
     reports_immediately: ClassVar[bool] = False
-    #: Answers an inbound leg that has not been answered yet before it runs.
-    answers_call: ClassVar[bool] = True
 
     def __init__(self, ctx: ActionContext, params: dict[str, Any]) -> None:
         self.ctx = ctx

@@ -55,7 +55,6 @@ class Hangup(Action):
 
     The list ends here; the handler then gets HANGUP for the leg."""
     type_name = "Hangup"
-    answers_call = False
 
     def start(self) -> None:
         code = self._code(self.params.get("SipResponseCode", self.params.get("SipStatusCode")))

@@ -522,7 +522,6 @@ class ActionContext:
 
 class _Unsupported(Action):
     """A known Chime action this server does not implement: ACTION_FAILED naming it."""
-    answers_call = False
 
     def start(self) -> None:
         raise ActionError(SYSTEM_EXCEPTION, f"Action {self.type_name} is not supported by this chimevoice server.")

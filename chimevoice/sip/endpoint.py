@@ -66,7 +66,6 @@ class SipEndpoint:
         self._commands: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
-        self._stopped = threading.Event()
         self._start_error: BaseException | None = None
         self.bound: list[tuple[str, str, int]] = []
 
@@ -123,7 +122,6 @@ class SipEndpoint:
             core.loop()
         finally:
             core.destroy()
-            self._stopped.set()
 
 
 class _Core:
@@ -376,7 +374,7 @@ class _Core:
     # callbacks from _Account/_Call
     def incoming(self, call: _Call, rdata) -> None:
         text = rdata.wholeMsg
-        _, ruri, headers, body = parse_request(text)
+        _, ruri, headers, _ = parse_request(text)
         src = rdata.srcAddress
         host, _, port = src.rpartition(":")
         host = host.strip("[]")
@@ -388,7 +386,7 @@ class _Core:
             leg_id=call.leg_id, source_ip=host, source_port=int(port or 0),
             transport=via_transport(headers), request_uri=ruri,
             from_uri=first("from"), to_uri=first("to"), sip_call_id=first("call-id"),
-            headers=headers, sip_headers=chime_sip_headers(text), has_sdp=bool(body.strip()), srtp_offered="RTP/SAVP" in body,
+            headers=headers, sip_headers=chime_sip_headers(text),
         ))
 
     def media_state(self, call: _Call) -> None:

@@ -16,8 +16,6 @@ class IncomingCall:
     sip_call_id: str
     headers: dict[str, list[str]] = field(default_factory=dict)   # lower-case name -> values
     sip_headers: dict[str, str] = field(default_factory=dict)     # what handlers see (04 §2.2)
-    has_sdp: bool = True
-    srtp_offered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ class Phone(pj.Call):
         self.last_code = 0
         self.reason = ""
         self.dtmf_in: list = []
+        self.srtp: bool | None = None
 
     def onCallState(self, prm):
         info = self.getInfo()
@@ -51,8 +52,8 @@ class Phone(pj.Call):
     def onCallMediaState(self, prm):
         info = self.getInfo()
         if self.audio is None and any(m.status == pj.PJSUA_CALL_MEDIA_ACTIVE for m in info.media):
-            self.media_at = time.monotonic()
             self.audio = self.getAudioMedia(-1)
+            self.srtp = self.getStreamInfo(0).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP
             if self.recorder is not None:
                 self.audio.startTransmit(self.recorder)
 
@@ -134,20 +135,6 @@ def main() -> int:
     hung_up = False
     while time.monotonic() - t0 < args.max_seconds and call.disconnected_at is None:
         ep.libHandleEvents(10)
-        if call.confirmed_at is not None and call.audio is not None:
-            try:
-                st = call.getStreamStat(0)
-            except pj.Error:
-                st = None
-            if st is not None and getattr(call, "srtp", None) is None:
-                try:
-                    call.srtp = call.getStreamInfo(0).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP
-                except pj.Error:
-                    pass
-            if st is not None:
-              call.jb = {"discard": st.rtcp.rxStat.discard, "loss": st.rtcp.rxStat.loss,
-                       "pkt": st.rtcp.rxStat.pkt, "jb_discard": st.jbuf.discard,
-                       "jb_empty": st.jbuf.empty, "jb_lost": st.jbuf.lost, "avg_delay": st.jbuf.avgDelayMsec}
         if call.confirmed_at is not None:
             since = time.monotonic() - call.confirmed_at
             while dtmf and since >= dtmf[0][0]:
@@ -172,10 +159,8 @@ def main() -> int:
         "connected_seconds": round(connected, 3),
         "setup_seconds": round(call.confirmed_at - t0, 3) if call.confirmed_at else None,
         "hangup_by": "remote" if call.remote_hangup else "local",
-        "rx": getattr(call, "jb", None),
         "dtmf_received": call.dtmf_in,
-        "srtp": getattr(call, "srtp", None),
-        "media_after_answer": round(call.media_at - call.confirmed_at, 3) if call.confirmed_at and getattr(call, "media_at", None) else None,
+        "srtp": call.srtp,
     }
     print(json.dumps(result), flush=True)
     sys.stdout.flush()
