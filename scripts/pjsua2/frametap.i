@@ -1,0 +1,273 @@
+/*
+ * chimevoice addition to the pjsua2 SWIG module: FrameTap.
+ *
+ * pjsua2 2.12 has no way to see or make audio frames from Python (AudioMediaPort
+ * came later, and it calls back into Python on pjmedia's clock thread, which
+ * does not scale). FrameTap is a conference-bridge port that keeps Python off
+ * that thread:
+ *
+ *   - as a sink (something.startTransmit(tap)) every frame the bridge writes to
+ *     it is appended to a bounded capture buffer; read() drains that buffer as
+ *     bytes (16-bit little-endian mono PCM at the bridge's clock rate);
+ *   - as a source (tap.startTransmit(something)) it plays out the PCM queued
+ *     with write(), and is silent (contributes nothing) when the queue is empty.
+ *
+ * The clock thread and the Python side meet only under a std::mutex held for a
+ * memcpy. read()/write() keep the GIL (they touch Python objects, briefly).
+ */
+
+%{
+#include <mutex>
+#include <string>
+#include <cstring>
+#include <pjsua-lib/pjsua_internal.h>
+
+/* Appended to pjmedia's stream.c by scripts/build-pjsua2 (stream-dtmf-duration.c). */
+extern "C" pj_status_t pjmedia_stream_set_dtmf_duration_msec(pjmedia_stream *stream,
+                                                             unsigned msec);
+
+namespace chimevoice {
+
+class FrameTap : public pj::AudioMedia
+{
+public:
+    FrameTap() : pool_(NULL), created_(false), capture_(true), spf_bytes_(320),
+                 cap_max_(32000), out_max_(32000), out_pos_(0),
+                 dropped_(0), underruns_(0), captured_(0)
+    {
+        std::memset(&port_, 0, sizeof(port_));
+    }
+
+    virtual ~FrameTap()
+    {
+        if (created_) {
+            unregisterMediaPort();
+            created_ = false;
+        }
+        if (pool_) {
+            pj_pool_release(pool_);
+            pool_ = NULL;
+        }
+    }
+
+    void createTap(unsigned clock_rate, unsigned samples_per_frame,
+                   unsigned capture_ms, unsigned playout_ms) PJSUA2_THROW(pj::Error)
+    {
+        if (created_)
+            throw pj::Error(PJ_EEXISTS, "FrameTap::createTap", "already created", "", 0);
+        pool_ = pjsua_pool_create("frametap%p", 512, 512);
+        if (!pool_)
+            throw pj::Error(PJ_ENOMEM, "FrameTap::createTap", "no memory", "", 0);
+        static char name[] = "chimevoice-tap";
+        pj_str_t pname = pj_str(name);
+        pjmedia_port_info_init(&port_.info, &pname, PJMEDIA_SIGNATURE('C', 'V', 'T', 'P'),
+                               clock_rate, 1, 16, samples_per_frame);
+        port_.port_data.pdata = this;
+        port_.put_frame = &FrameTap::on_put;
+        port_.get_frame = &FrameTap::on_get;
+        port_.on_destroy = &FrameTap::on_destroy;
+        spf_bytes_ = samples_per_frame * 2;
+        cap_max_ = (size_t)clock_rate * 2 * capture_ms / 1000;
+        out_max_ = (size_t)clock_rate * 2 * playout_ms / 1000;
+        registerMediaPort2(&port_, pool_);
+        created_ = true;
+    }
+
+    /* Captured PCM since the last call, as bytes (b"" when none). */
+    PyObject *read()
+    {
+        std::string out;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            out.swap(cap_);
+        }
+        return PyBytes_FromStringAndSize(out.data(), (Py_ssize_t)out.size());
+    }
+
+    /* Queue PCM to play out; returns the number of bytes accepted (the rest is
+       dropped when more than playout_ms would be queued). */
+    unsigned write(PyObject *data)
+    {
+        char *buf = NULL;
+        Py_ssize_t len = 0;
+        if (PyBytes_AsStringAndSize(data, &buf, &len) != 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        size_t pending = out_.size() - out_pos_;
+        size_t room = pending >= out_max_ ? 0 : out_max_ - pending;
+        size_t n = (size_t)len < room ? (size_t)len : room;
+        n &= ~(size_t)1;
+        if (out_pos_ > 0 && out_pos_ >= out_.size() / 2) {
+            out_.erase(0, out_pos_);
+            out_pos_ = 0;
+        }
+        out_.append(buf, n);
+        return (unsigned)n;
+    }
+
+    void clearPlayout()
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        out_.clear();
+        out_pos_ = 0;
+    }
+
+    unsigned playoutPending()
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        return (unsigned)(out_.size() - out_pos_);
+    }
+
+    /* Capture on/off (off: frames written to the tap are discarded). */
+    void setCapture(bool on)
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        capture_ = on;
+        if (!on)
+            cap_.clear();
+    }
+
+    unsigned long long droppedBytes() { std::lock_guard<std::mutex> l(mu_); return dropped_; }
+    unsigned long long capturedBytes() { std::lock_guard<std::mutex> l(mu_); return captured_; }
+    unsigned long long underruns() { std::lock_guard<std::mutex> l(mu_); return underruns_; }
+
+private:
+    static pj_status_t on_put(pjmedia_port *port, pjmedia_frame *frame)
+    {
+        FrameTap *self = (FrameTap *)port->port_data.pdata;
+        std::lock_guard<std::mutex> lock(self->mu_);
+        if (!self->capture_)
+            return PJ_SUCCESS;
+        size_t n = self->spf_bytes_;
+        if (frame->type == PJMEDIA_FRAME_TYPE_AUDIO && frame->size > 0)
+            n = frame->size;
+        if (self->cap_.size() + n > self->cap_max_) {
+            /* Nobody read for too long: drop the oldest audio, keep the newest. */
+            size_t cut = self->cap_.size() + n - self->cap_max_;
+            if (cut > self->cap_.size())
+                cut = self->cap_.size();
+            self->cap_.erase(0, cut);
+            self->dropped_ += cut;
+        }
+        if (frame->type == PJMEDIA_FRAME_TYPE_AUDIO && frame->size > 0)
+            self->cap_.append((const char *)frame->buf, frame->size);
+        else
+            self->cap_.append(n, '\0');     /* keep the timeline: silence */
+        self->captured_ += n;
+        return PJ_SUCCESS;
+    }
+
+    static pj_status_t on_get(pjmedia_port *port, pjmedia_frame *frame)
+    {
+        FrameTap *self = (FrameTap *)port->port_data.pdata;
+        std::lock_guard<std::mutex> lock(self->mu_);
+        size_t want = self->spf_bytes_;
+        size_t have = self->out_.size() - self->out_pos_;
+        if (have == 0) {
+            frame->type = PJMEDIA_FRAME_TYPE_NONE;
+            frame->size = 0;
+            return PJ_SUCCESS;
+        }
+        size_t n = have < want ? have : want;
+        std::memcpy(frame->buf, self->out_.data() + self->out_pos_, n);
+        if (n < want) {
+            std::memset((char *)frame->buf + n, 0, want - n);
+            self->underruns_++;
+        }
+        self->out_pos_ += n;
+        if (self->out_pos_ == self->out_.size()) {
+            self->out_.clear();
+            self->out_pos_ = 0;
+        }
+        frame->type = PJMEDIA_FRAME_TYPE_AUDIO;
+        frame->size = want;
+        return PJ_SUCCESS;
+    }
+
+    static pj_status_t on_destroy(pjmedia_port *port)
+    {
+        PJ_UNUSED_ARG(port);
+        return PJ_SUCCESS;
+    }
+
+    pjmedia_port port_;
+    pj_pool_t *pool_;
+    bool created_;
+    bool capture_;
+    size_t spf_bytes_;
+    size_t cap_max_;
+    size_t out_max_;
+    std::string cap_;
+    std::string out_;
+    size_t out_pos_;
+    unsigned long long dropped_;
+    unsigned long long underruns_;
+    unsigned long long captured_;
+    std::mutex mu_;
+};
+
+/* Answer an incoming in-dialog request that pjsua leaves to the application
+   (e.g. INFO with Content-Type application/dtmf): Call::onCallTsxState gives
+   the transaction and rdata only as opaque pointers, and pjsua2 2.12 has no
+   call to respond with. Returns a pj_status_t (0 = sent). */
+int respondInDialog(void *tsx, void *rdata, int code)
+{
+    pjsip_transaction *t = (pjsip_transaction *)tsx;
+    pjsip_rx_data *rd = (pjsip_rx_data *)rdata;
+    pjsip_tx_data *tdata = NULL;
+    if (!t || !rd)
+        return PJ_EINVAL;
+    if (t->role != PJSIP_ROLE_UAS || t->state >= PJSIP_TSX_STATE_COMPLETED)
+        return PJ_EINVALIDOP;
+    pj_status_t status = pjsip_endpt_create_response(pjsua_get_pjsip_endpt(), rd, code, NULL, &tdata);
+    if (status == PJ_SUCCESS)
+        status = pjsip_tsx_send_msg(t, tdata);
+    return status;
+}
+
+/* Set the RFC 4733 event duration of a call's audio stream (call id as in
+   Call::getId()); the next digits sent with Call::dialDtmf last that long.
+   Returns a pj_status_t. Call on the pjsua2 thread. */
+int setDtmfDuration(int call_id, unsigned msec)
+{
+    if (call_id < 0 || call_id >= (int)pjsua_var.ua_cfg.max_calls)
+        return PJ_EINVAL;
+    pjsua_call *call = &pjsua_var.calls[call_id];
+    for (unsigned i = 0; i < call->med_cnt; ++i) {
+        pjsua_call_media *m = &call->media[i];
+        if (m->type == PJMEDIA_TYPE_AUDIO && m->strm.a.stream)
+            return pjmedia_stream_set_dtmf_duration_msec(m->strm.a.stream, msec);
+    }
+    return PJ_ENOTFOUND;
+}
+
+} /* namespace chimevoice */
+%}
+
+#ifdef SWIGPYTHON
+%nothread chimevoice::FrameTap::read;
+%nothread chimevoice::FrameTap::write;
+
+namespace chimevoice {
+class FrameTap : public pj::AudioMedia
+{
+public:
+    FrameTap();
+    virtual ~FrameTap();
+    void createTap(unsigned clock_rate, unsigned samples_per_frame,
+                   unsigned capture_ms, unsigned playout_ms) PJSUA2_THROW(pj::Error);
+    PyObject *read();
+    unsigned write(PyObject *data);
+    void clearPlayout();
+    unsigned playoutPending();
+    void setCapture(bool on);
+    unsigned long long droppedBytes();
+    unsigned long long capturedBytes();
+    unsigned long long underruns();
+};
+int respondInDialog(void *tsx, void *rdata, int code);
+int setDtmfDuration(int call_id, unsigned msec);
+}
+#endif
