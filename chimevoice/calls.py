@@ -22,6 +22,7 @@ import structlog
 from lambda_bridge import InvocationError, Invoker
 
 from .actions import REGISTRY
+from .bots import BotError, BotSession, BotSessionStore, create_bot
 from .cdr import CdrWriter, build_record
 from .config import Config
 from .engine import commands as c
@@ -68,6 +69,11 @@ class _Live:
     legs: dict[str, _LegRecord] = field(default_factory=dict)
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)
+    inband_legs: dict[str, bool] = field(default_factory=dict)   # legs without RFC 4733 -> detector on
+    # StartBotConversation: live bot sessions by conversation id, and the call's store
+    # (local-bot state shared by the conversations of this call, 03c §8.2).
+    bots: dict[str, BotSession] = field(default_factory=dict)
+    bot_store: BotSessionStore = field(default_factory=BotSessionStore)
 
 
 class CallManager:
@@ -95,6 +101,7 @@ class CallManager:
         self.pending_cdrs = 0
         self.idle = asyncio.Event()         # set when no transaction is live and every CDR is on disk
         self.idle.set()
+        self.media: Any = None              # the MediaWorker (recordings, in-band DTMF, VoiceFocus)
 
     # -- SIP events (called on the loop) -----------------------------------
     def on_sip_events(self, batch: list[ev.SipEvent]) -> None:
@@ -115,6 +122,8 @@ class CallManager:
                 if rec is not None and rec.answer_ms is None:
                     rec.answer_ms = _now_ms()
                     self.metrics.observe("call_setup_seconds", (rec.answer_ms - rec.start_ms) / 1000)
+                if not event.telephone_event:
+                    live.inband_legs[event.leg_id] = False     # detector on while digits are wanted
                 tx.leg_media_ready(event.leg_id)
             elif isinstance(event, ev.CallDisconnected):
                 if rec is not None:
@@ -122,12 +131,18 @@ class CallManager:
                     rec.status_code = event.status_code
                     rec.hangup_source = "caller" if event.by_remote else "application"
                 self.live.pop(event.leg_id, None)
+                live.inband_legs.pop(event.leg_id, None)
+                if self.media is not None:
+                    self.media.leg_ended(event.leg_id)
                 tx.leg_disconnected(event.leg_id, by_remote=event.by_remote)
             elif isinstance(event, ev.DtmfReceived):
                 live.log.info("dtmf_received", digit=event.digit, method=event.method)
                 tx.dtmf(event.leg_id, event.digit)
             elif isinstance(event, ev.PlaybackFinished):
                 tx.playback_finished(event.leg_id, event.play_id)
+            elif isinstance(event, ev.DigitsSent):
+                live.log.info("digits_sent", send_id=event.send_id, method=event.method)
+                tx.digits_sent(event.leg_id, event.send_id)
             elif isinstance(event, ev.CommandFailed):
                 tx.sip_command_failed(event.leg_id, event.command, event.message)
             else:
@@ -135,6 +150,29 @@ class CallManager:
             self._run(live)
         except Exception:  # noqa: BLE001 - one call's bug must not stop the daemon
             log.exception("sip_event_failed", sip_event=type(event).__name__)
+
+    def on_media_event(self, event: Any) -> None:
+        """An event of the media worker (chimevoice.media.worker), on the loop."""
+        from .media import worker as mw
+        try:
+            live = self.live.get(event.leg_id)
+            if live is None:
+                live = next((lv for lv in self.by_tx.values() if event.leg_id in lv.legs), None)
+            if live is None:
+                return
+            tx = live.tx
+            if isinstance(event, mw.InbandDigit):
+                live.log.info("dtmf_received", digit=event.digit, method="inband")
+                tx.dtmf(event.leg_id, event.digit)
+            elif isinstance(event, mw.RecordingStarted):
+                tx.recording_started(event.leg_id, event.record_id)
+            elif isinstance(event, mw.RecordingStopped):
+                tx.recording_stopped(event.leg_id, event.record_id, event.reason, event.error, event.duration_s)
+            else:
+                return
+            self._run(live)
+        except Exception:  # noqa: BLE001
+            log.exception("media_event_failed", media_event=type(event).__name__)
 
     def _incoming(self, call: ev.IncomingCall) -> None:
         self.metrics.inc("sip_invites_total")
@@ -176,7 +214,16 @@ class CallManager:
 
     # -- engine commands -----------------------------------------------------
     def _run(self, live: _Live) -> None:
-        for cmd in live.tx.drain():
+        while True:
+            cmds = live.tx.drain()
+            if not cmds:
+                break
+            self._execute(live, cmds)
+        if live.inband_legs and self.media is not None:
+            self._update_inband(live)
+
+    def _execute(self, live: _Live, cmds: list) -> None:
+        for cmd in cmds:
             match cmd:
                 case c.Invoke():
                     self._spawn(live, self._invoke(live, cmd))
@@ -192,6 +239,10 @@ class CallManager:
                     self._spawn(live, self._prepare_audio(live, cmd))
                 case c.PrepareSpeech():
                     self._spawn(live, self._prepare_speech(live, cmd))
+                case c.BotRequest():
+                    self._spawn(live, self._bot_request(live, cmd))
+                case c.BotRelease(conversation_id=conv):
+                    live.bots.pop(conv, None)
                 case c.Play(call_id=cid, play_id=pid, path=path, repeat=repeat, duration_s=dur):
                     self.sip.play(cid, pid, path, repeat, dur)
                 case c.StopPlay(call_id=cid, play_id=pid):
@@ -205,10 +256,52 @@ class CallManager:
                     handle = live.timers.pop(name, None)
                     if handle:
                         handle.cancel()
+                case c.SendDigits(call_id=cid, send_id=sid, digits=digits, tone_ms=tone, gap_ms=gap):
+                    self.sip.send_digits(cid, sid, digits, tone, gap)
+                case c.StopDigits(call_id=cid, send_id=sid):
+                    self.sip.stop_digits(cid, sid)
+                case c.StartRecording():
+                    self._start_recording(live, cmd)
+                case c.StopRecording(call_id=cid, record_id=rid, reason=reason):
+                    if self.media is not None:
+                        self.media.stop_recording(cid, rid, reason)
+                case c.PauseRecording(call_id=cid, record_id=rid, paused=paused):
+                    if self.media is not None:
+                        self.media.pause_recording(cid, rid, paused)
+                case c.SetVoiceFocus(call_id=cid, enabled=enabled):
+                    live.log.info("voice_focus", call_id=cid, enabled=enabled)
+                    if self.media is not None:
+                        self.media.set_voice_focus(cid, enabled)
                 case c.Log(level=level, event=event, fields=fields):
                     getattr(live.log, level, live.log.info)(event, **fields)
                 case c.Finished(reason=reason):
                     self._finished(live, reason)
+
+
+    def _update_inband(self, live: _Live) -> None:
+        """In-band DTMF detection runs on a leg without RFC 4733 only while something
+        wants that leg's digits (a DTMF-consuming action or a ReceiveDigits listener)."""
+        for leg_id, on in live.inband_legs.items():
+            want = live.tx.dtmf_wanted(leg_id)
+            if want != on:
+                live.inband_legs[leg_id] = want
+                self.media.set_inband(leg_id, want)
+
+    def _start_recording(self, live: _Live, cmd: c.StartRecording) -> None:
+        try:
+            path = self.buckets.writable_path(cmd.bucket, cmd.key)
+        except Exception as exc:  # noqa: BLE001 - no such bucket, bad key, not writable
+            live.log.warning("recording_destination_failed", bucket=cmd.bucket, key=cmd.key, error=str(exc))
+            live.tx.recording_stopped(cmd.call_id, cmd.record_id, "error", str(exc))
+            return
+        if self.media is None:
+            live.tx.recording_stopped(cmd.call_id, cmd.record_id, "error", "no media worker")
+            return
+        live.log.info("recording_started", call_id=cmd.call_id, record_id=cmd.record_id,
+                      bucket=cmd.bucket, key=cmd.key, track=cmd.track)
+        self.media.start_recording(cmd.call_id, cmd.record_id, path, track=cmd.track, max_s=cmd.max_s,
+                                   silence_s=cmd.silence_s, silence_threshold=cmd.silence_threshold,
+                                   metadata=dict(cmd.metadata))
 
     def _spawn(self, live: _Live, coro) -> None:
         task = self.loop.create_task(coro)
@@ -272,10 +365,47 @@ class CallManager:
             live.tx.audio_ready(cmd.request_id, str(path), duration)
         self._run(live)
 
+    async def _bot_request(self, live: _Live, cmd: c.BotRequest) -> None:
+        """One bot step. Lex (boto3, blocking) runs on a worker thread inside LexV2Bot;
+        the local bot is plain Python on the loop."""
+        try:
+            if cmd.op == "start":
+                bot = self._create_bot(live, cmd)
+                live.bots[cmd.conversation_id] = bot
+                turn = await bot.start()
+            else:
+                bot = live.bots.get(cmd.conversation_id)
+                if bot is None:                 # released meanwhile (the action ended)
+                    return
+                turn = await (bot.input_dtmf(cmd.value) if cmd.op == "dtmf" else bot.input_text(cmd.value))
+        except BotError as exc:
+            live.log.warning("bot_failed", op=cmd.op, error_type=exc.error_type, error=exc.message)
+            live.tx.bot_failed(cmd.request_id, exc.error_type, exc.message)
+        except Exception:  # noqa: BLE001
+            live.log.exception("bot_crashed", op=cmd.op)
+            live.tx.bot_failed(cmd.request_id, "SystemException", "System error while running action")
+        else:
+            live.log.info("bot_turn", op=cmd.op, input=cmd.value if cmd.op != "start" else None,
+                          dialog_action=turn.dialog_action, slot=turn.slot_to_elicit, finished=turn.finished)
+            live.tx.bot_turn(cmd.request_id, turn)
+        self._run(live)
+
+    def _create_bot(self, live: _Live, cmd: c.BotRequest) -> BotSession:
+        bots = self.cfg.bots
+        info = live.tx.info
+        return create_bot(
+            cmd.value, local_bots=bots.local, lex_endpoint_url=bots.lex_endpoint_url,
+            allow_lex=bots.allow_lex, session_id=cmd.call_id, store=live.bot_store,
+            source_account=info.aws_account_id,
+            source_arn=f"arn:aws:voiceconnector:{info.aws_region}:{info.aws_account_id}"
+                       f":sma/{info.sip_media_application_id}")
+
     def _finished(self, live: _Live, reason: str) -> None:
         for handle in live.timers.values():
             handle.cancel()
         live.timers.clear()
+        live.bots.clear()                 # the call's bot sessions and store end with it
+        live.bot_store = BotSessionStore()
         self.by_tx.pop(live.tx.transaction_id, None)
         for leg_id in live.legs:
             self.live.pop(leg_id, None)

@@ -24,6 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from sip_rules import TRIGGER_REQUEST_URI_HOSTNAME, TRIGGER_TO_PHONE_NUMBER, is_e164, normalize_e164
 
 __all__ = [
+    "BotsConfig",
     "Config",
     "ConfigError",
     "ConfigIssue",
@@ -187,6 +188,15 @@ class SipRule:
 
 
 @dataclass(frozen=True, slots=True)
+class BotsConfig:
+    """StartBotConversation back ends (docs/bots.md): local YAML bots by ``botId`` or
+    ``botId/botAliasId``; other bot alias ARNs go to Amazon Lex V2 only with ``allow_lex``."""
+    local: Mapping[str, Path] = field(default_factory=_empty_map)
+    allow_lex: bool = False
+    lex_endpoint_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     logging: LoggingConfig = LoggingConfig()
@@ -195,6 +205,7 @@ class Config:
     sip_media_applications: tuple[SipMediaApplication, ...] = ()
     sip_rules: tuple[SipRule, ...] = ()
     buckets: Mapping[str, Path] = field(default_factory=_empty_map)
+    bots: BotsConfig = BotsConfig()
     source: str = "<string>"
 
     def application(self, id: str) -> SipMediaApplication | None:
@@ -572,7 +583,11 @@ def _bucket_name_problem(name: str) -> str | None:
 
 # --------------------------------------------------------------------------- the checker
 
-_TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "buckets")
+_TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "buckets",
+             "bots")
+_BOTS_KEYS = ("local", "allow_lex", "lex_endpoint_url")
+# botId or botId/botAliasId, as in arn:aws:lex:<region>:<account>:bot-alias/<botId>/<botAliasId>
+_BOT_KEY = re.compile(r"[0-9A-Za-z_-]{1,100}(/[0-9A-Za-z_-]{1,100})?")
 _LOGGING_KEYS = ("level", "format")
 _SIP_KEYS = ("default_country_code", "unanswered_timeout_s", "no_route_response", "listeners", "rtp", "user_agent")
 _LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client")
@@ -655,13 +670,14 @@ class _Checker:
         application_ids = self._application_ids(fields.node("sip_media_applications"))
         rules = fields.get("sip_rules", _list(self.rule), ())
         buckets = fields.get("buckets", self.buckets_section, MappingProxyType({}))
+        bots = fields.get("bots", self.bots_section, BotsConfig())
 
         if sip is not INVALID and connectors is not INVALID:
             self.check_encryption(fields.node("voice_connectors"), connectors, sip)
         self.check_connectors(fields.node("voice_connectors"), connectors)
         self.check_rules(fields.node("sip_rules"), connectors, application_ids, connectors_ok)
 
-        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets):
+        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots):
             return None
         return Config(
             data_dir=data_dir,
@@ -671,6 +687,7 @@ class _Checker:
             sip_media_applications=applications,
             sip_rules=rules,
             buckets=buckets,
+            bots=bots,
             source=source,
         )
 
@@ -1131,6 +1148,60 @@ class _Checker:
                 valid = False
                 continue
             result[name] = directory
+        return MappingProxyType(result) if valid else INVALID
+
+
+    def bots_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _BOTS_KEYS)
+        if fields is None:
+            return INVALID
+        local = fields.get("local", self.local_bots, MappingProxyType({}))
+        allow_lex = fields.get("allow_lex", _bool, False)
+        endpoint = fields.get("lex_endpoint_url", _url, None)
+        if endpoint not in (None, INVALID) and allow_lex is False:
+            self.error(_join(path, "lex_endpoint_url"), fields.node("lex_endpoint_url"),
+                       "has no effect without allow_lex: true")
+            return INVALID
+        if not _ok(local, allow_lex, endpoint):
+            return INVALID
+        return BotsConfig(local, allow_lex, endpoint)
+
+    def local_bots(self, checker: _Checker, path: str, node: Node) -> Any:
+        """botId[/botAliasId] -> local bot YAML file, each checked with load_definition."""
+        from chimevoice.bots import BotConfigError, load_definition
+
+        if not isinstance(node, MappingNode):
+            self.error(path, node, "expected a mapping of bot ids to bot definition files")
+            return INVALID
+        result: dict[str, Path] = {}
+        valid = True
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, ScalarNode) else None
+            if not isinstance(key, str) or not _BOT_KEY.fullmatch(key):
+                self.error(path, key_node, f"invalid bot id {key!r}: expected botId or botId/botAliasId "
+                                           "(letters, digits, '_' and '-')")
+                valid = False
+                continue
+            entry = _join(path, key)
+            if key in result:
+                self.error(entry, key_node, f"duplicate bot {key!r}")
+                valid = False
+                continue
+            if _is_null(value_node):
+                self.error(entry, value_node, "needs the path of a bot definition file")
+                valid = False
+                continue
+            file = _existing_file(self, entry, value_node)
+            if file is INVALID:
+                valid = False
+                continue
+            try:
+                load_definition(file)
+            except BotConfigError as exc:
+                self.error(entry, value_node, f"invalid bot definition: {exc}")
+                valid = False
+                continue
+            result[key] = file
         return MappingProxyType(result) if valid else INVALID
 
 

@@ -14,6 +14,7 @@ from .cdr import CdrWriter
 from .config import Config, SipMediaApplication
 from .media.audio import AudioCache
 from .media.storage import BucketStore
+from .media.worker import MediaWorker, recover_recordings
 from .metrics import Metrics
 
 log = structlog.get_logger("chimevoice.daemon")
@@ -27,6 +28,12 @@ def handler_config(app: SipMediaApplication, config_dir: Path) -> HandlerConfig:
         workers=h.workers, python_path=tuple(str(p) for p in h.python_path) or (str(config_dir),),
         aws_region=app.aws_region, aws_account_id=app.aws_account_id,
         memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers))
+
+
+def voice_focus_factory():
+    """What makes one VoiceFocus noise suppressor (one per leg that enables it)."""
+    from .media.voicefocus import NoiseSuppressor
+    return NoiseSuppressor
 
 
 def endpoint_settings(cfg: Config):
@@ -59,18 +66,29 @@ class Daemon:
                                            logger=log.bind(sip_media_application=app.id))
                     for app in cfg.sip_media_applications}
         audio = AudioCache(data / "audio-cache", rate=8000)
+        journal = data / "recordings-open"
+        for path in recover_recordings(journal):
+            log.warning("recording_recovered", path=path)
         manager = CallManager(cfg, None, invokers, audio=audio,  # type: ignore[arg-type]
                               buckets=BucketStore(dict(cfg.buckets)), cdr=CdrWriter(data),
                               metrics=self.metrics, loop=loop)
+        endpoint: SipEndpoint | None = None
+        media = MediaWorker(lambda event: loop.call_soon_threadsafe(manager.on_media_event, event),
+                            lambda leg, i, o: endpoint.tap(leg, i, o) if endpoint else None,
+                            journal_dir=journal, voice_focus_factory=voice_focus_factory())
         endpoint = SipEndpoint(endpoint_settings(cfg),
-                               lambda batch: loop.call_soon_threadsafe(manager.on_sip_events, batch))
+                               lambda batch: loop.call_soon_threadsafe(manager.on_sip_events, batch),
+                               on_audio=media.on_audio)
         manager.sip = endpoint
+        manager.media = media
+        media.start()
         try:
             endpoint.start()
         except RuntimeError as exc:
             log.error("sip_start_failed", error=str(exc))
             for inv in invokers.values():
                 await inv.close()
+            media.stop()
             return 1
         for transport, address, port in endpoint.bound:
             log.info("sip_listening", transport=transport, address=address, port=port)
@@ -85,6 +103,7 @@ class Daemon:
         if runner is not None:
             await runner.cleanup()
         await loop.run_in_executor(None, endpoint.stop)
+        await loop.run_in_executor(None, media.stop)      # open recordings are closed and fsynced
         for inv in invokers.values():
             await inv.close()
         log.info("stopped", calls_total=self.metrics.counter("calls_total"))

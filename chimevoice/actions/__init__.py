@@ -6,11 +6,21 @@ Known Chime actions missing from the registry fail with ACTION_FAILED
 from __future__ import annotations
 
 from .base import Action
+from .bot import StartBotConversation
+from .call_recording import (PauseCallRecording, ResumeCallRecording, StartCallRecording,
+                             StopCallRecording)
 from .control import Hangup, Pause
+from .digits import PlayAudioAndGetDigits, ReceiveDigits, SpeakAndGetDigits
 from .play import PlayAudio
+from .record import RecordAudio
+from .senddigits import SendDigits
 from .speak import Speak
+from .voicefocus import VoiceFocus
 
 REGISTRY: dict[str, type[Action]] = {
-    cls.type_name: cls for cls in (Pause, Hangup, PlayAudio, Speak)}
+    cls.type_name: cls for cls in (Pause, Hangup, PlayAudio, Speak, StartBotConversation,
+                                   ReceiveDigits, PlayAudioAndGetDigits, SpeakAndGetDigits,
+                                   SendDigits, RecordAudio, StartCallRecording, StopCallRecording,
+                                   PauseCallRecording, ResumeCallRecording, VoiceFocus)}
 
 __all__ = ["REGISTRY", "Action"]

@@ -29,6 +29,12 @@ class Action:
     def echo_parameters(self) -> dict[str, Any]:
         return dict(self.params)
 
+    def success_data(self, **extra: Any) -> dict[str, Any]:
+        """ActionData of this action's ACTION_SUCCESSFUL: Type, Parameters, then outputs."""
+        out: dict[str, Any] = {"Type": self.type_name, "Parameters": self.echo_parameters()}
+        out.update(extra)
+        return out
+
     def start(self) -> None:
         raise NotImplementedError
 
@@ -48,8 +54,33 @@ class Action:
     def on_dtmf(self, call_id: str, digit: str) -> None:
         pass
 
+    def consumes_dtmf(self, call_id: str) -> bool:
+        """Whether a digit on *call_id* goes to this action rather than the leg's
+        ReceiveDigits listener (spec 03a §2.7 choice 4). Default: actions that define
+        on_dtmf take every digit; PlayAudio and the GetDigits actions narrow it."""
+        return type(self).on_dtmf is not Action.on_dtmf
+
     def on_timer(self, name: str) -> None:
         pass
+
+    def on_digits_sent(self, call_id: str, send_id: str) -> None:
+        pass
+
+    def on_recording_started(self, call_id: str, record_id: str) -> None:
+        pass
+
+    def on_recording_stopped(self, call_id: str, record_id: str, reason: str, error: str | None) -> None:
+        pass
+
+    def on_bot_turn(self, request_id: str, turn: Any) -> None:
+        pass
+
+    def on_bot_failed(self, request_id: str, error_type: str, message: str) -> None:
+        pass
+
+    def failure_data(self) -> dict[str, Any]:
+        """Extra ActionData keys of this action's ACTION_FAILED (StartBotConversation: CallId)."""
+        return {}
 
     def stop(self) -> None:
         """The action is abandoned (its leg hung up or it was interrupted): release media."""

@@ -73,6 +73,12 @@ class PlayAudio(Action):
             self.play_id = None
             self.ctx.succeed()
 
+    def consumes_dtmf(self, call_id: str) -> bool:
+        # With PlaybackTerminators the play takes its leg's digits (spec 03a §2.7 choice 4);
+        # without, they go on to a ReceiveDigits listener.
+        leg = getattr(self, "leg", None)
+        return bool(getattr(self, "terminators", None)) and leg is not None and leg.call_id == call_id
+
     def on_dtmf(self, call_id: str, digit: str) -> None:
         if call_id == self.leg.call_id and digit in self.terminators and self.play_id is not None:
             self.stop()

@@ -76,6 +76,83 @@ class StopPlay:
 
 
 @dataclass(frozen=True, slots=True)
+class BotRequest:
+    """One step of a bot conversation (StartBotConversation); answer with
+    Transaction.bot_turn(request_id, turn) or bot_failed(request_id, error_type, message).
+
+    *op* is ``start`` (*value*: the validated chimevoice.bots.BotParameters; the driver
+    creates the session, keyed by *conversation_id*, with *call_id* as the bot session
+    id), ``dtmf`` or ``text`` (*value*: the caller's input for that session)."""
+    request_id: str
+    conversation_id: str
+    call_id: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class BotRelease:
+    """The conversation is over (finished, failed or abandoned): drop its bot session."""
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendDigits:
+    """Send DTMF to a leg (RFC 4733 when negotiated, else in-band); answer with digits_sent."""
+    call_id: str
+    send_id: str
+    digits: str
+    tone_ms: int
+    gap_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopDigits:
+    call_id: str
+    send_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecording:
+    """Record a leg's audio into bucket/key (a WAV written as it grows); answer with
+    recording_stopped when it ends (stop, max duration, silence, leg gone or an error).
+
+    *track*: ``INCOMING`` (from the caller), ``OUTGOING`` (sent to the caller) or ``BOTH``
+    (stereo, INCOMING left). *max_s* / *silence_s* None: no such limit."""
+    call_id: str
+    record_id: str
+    bucket: str
+    key: str
+    track: str = "INCOMING"
+    max_s: float | None = None
+    silence_s: float | None = None
+    silence_threshold: int = 200
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecording:
+    call_id: str
+    record_id: str
+    reason: str = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecording:
+    """Pause (silence after a marker tone) or resume (marker tone, then live audio)."""
+    call_id: str
+    record_id: str
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetVoiceFocus:
+    """Noise suppression on the leg's incoming audio on or off."""
+    call_id: str
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     """Call Transaction.timer_fired(name) after *seconds* (replaces a timer of that name)."""
     name: str
@@ -102,4 +179,5 @@ class Finished:
 
 
 Command = (Invoke | Ring | Answer | Reject | Disconnect | PrepareAudio | PrepareSpeech | Play | StopPlay
-           | StartTimer | CancelTimer | Log | Finished)
+           | StartTimer | CancelTimer | Log | Finished | BotRequest | BotRelease
+           | SendDigits | StopDigits | StartRecording | StopRecording | PauseRecording | SetVoiceFocus)

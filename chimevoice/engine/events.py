@@ -85,7 +85,8 @@ def call_details(info: CallDetailsInfo, attributes: dict[str, Any] | None,
 
 def build_event(sequence: int, event_type: str, details: dict[str, Any], *,
                 action_data: dict[str, Any] | None = None,
-                error_type: str | None = None, error_message: str | None = None) -> dict[str, Any]:
+                error_type: str | None = None, error_message: str | None = None,
+                top_level: dict[str, Any] | None = None) -> dict[str, Any]:
     """One invocation event. Top-level ErrorType/ErrorMessage are used only by
     INVALID_LAMBDA_RESPONSE (02a §9 A8); ACTION_FAILED carries them in ActionData."""
     event: dict[str, Any] = {
@@ -95,6 +96,8 @@ def build_event(sequence: int, event_type: str, details: dict[str, Any], *,
     }
     if action_data is not None:
         event["ActionData"] = action_data
+    if top_level:
+        event.update(top_level)
     event["CallDetails"] = details
     if error_type is not None:
         event["ErrorType"] = error_type

@@ -31,6 +31,7 @@ from chimevoice.actions.base import Action
 
 from . import commands as c
 from . import events as E
+from .digits import DigitListeners, Listener, Report, stream_digit
 from .errors import (INVALID_ACTION_PARAMETER, MSG_BAD_LEG, MSG_SYSTEM, SYSTEM_EXCEPTION,
                      ActionError)
 from .response import HandlerResponse, ResponseProblem, apply_attributes, parse_response
@@ -79,6 +80,7 @@ class _Pending:
     action_data: dict[str, Any] | None = None
     error: tuple[str, str] | None = None
     invoked_leg: str | None = None
+    top_level: dict[str, Any] | None = None     # e.g. CallRecordingDestination (02a §3.7)
 
 
 class Transaction:
@@ -111,6 +113,9 @@ class Transaction:
         self.handler_reached = False          # some target answered NEW_INBOUND_CALL
         self.finished = False
         self._ids = itertools.count(1)
+        self.listeners = DigitListeners()     # ReceiveDigits, one per leg (docs/digits.md)
+        # Call recording per leg (02a §2.2): call id -> CallRecording; a leg records once.
+        self.call_recordings: dict[str, Any] = {}
 
     # -- driver API ------------------------------------------------------
     def drain(self) -> list[c.Command]:
@@ -192,6 +197,7 @@ class Transaction:
         self._log("info", "leg_disconnected", call_id=call_id, by_remote=by_remote, sip_response_code=code)
         if call_id == self.leg_a:
             self._emit(c.CancelTimer("unanswered"))
+        self._digit_effects(self.listeners.drop(call_id))   # no DIGITS_RECEIVED after HANGUP
         if self.current is not None and not self._any_connected():
             self._abandon_current()
         if not self._any_connected():
@@ -218,14 +224,61 @@ class Transaction:
             self.current.on_audio_failed(request_id, error_type, message)
         self._pump()
 
+    def bot_turn(self, request_id: str, turn: Any) -> None:
+        """A bot step of a BotRequest answered (a chimevoice.bots.BotTurn)."""
+        if self.current is not None:
+            self.current.on_bot_turn(request_id, turn)
+        self._pump()
+
+    def bot_failed(self, request_id: str, error_type: str, message: str) -> None:
+        """A bot step of a BotRequest failed (BotError or a crash)."""
+        if self.current is not None:
+            self.current.on_bot_failed(request_id, error_type, message)
+        self._pump()
+
+    def dtmf_wanted(self, call_id: str) -> bool:
+        """Whether anything would use a digit from *call_id* now (drives in-band detection)."""
+        if self.current is not None and self.current.consumes_dtmf(call_id):
+            return True
+        return self.listeners.armed(call_id)
+
+    def digits_sent(self, call_id: str, send_id: str) -> None:
+        if self.current is not None:
+            self.current.on_digits_sent(call_id, send_id)
+        self._pump()
+
+    def recording_started(self, call_id: str, record_id: str) -> None:
+        if self.current is not None:
+            self.current.on_recording_started(call_id, record_id)
+        self._pump()
+
+    def recording_stopped(self, call_id: str, record_id: str, reason: str,
+                          error: str | None = None, duration_s: float = 0.0) -> None:
+        """A recording ended (*reason*: stopped, duration, silence, terminator, hangup, error)."""
+        if self.current is not None:
+            self.current.on_recording_stopped(call_id, record_id, reason, error)
+        rec = self.call_recordings.get(call_id)
+        if rec is not None and rec.record_id == record_id:
+            rec.state = "STOPPED"
+        self._log("info" if error is None else "error", "recording_stopped", call_id=call_id,
+                  record_id=record_id, reason=reason, error=error, duration_s=round(duration_s, 3))
+        self._pump()
+
     def playback_finished(self, call_id: str, play_id: str) -> None:
         if self.current is not None:
             self.current.on_playback_finished(call_id, play_id)
         self._pump()
 
     def dtmf(self, call_id: str, digit: str) -> None:
-        if self.current is not None:
-            self.current.on_dtmf(call_id, digit)
+        """A digit of the leg's stream: to the foreground action consuming DTMF on that
+        leg, else to the leg's ReceiveDigits listener, else dropped (engine/digits.py)."""
+        d = stream_digit(digit)
+        if d is None or call_id not in self.legs:
+            self._log("info", "dtmf_ignored", call_id=call_id, digit=digit)
+        elif self.current is not None and self.current.consumes_dtmf(call_id):
+            self.current.on_dtmf(call_id, d)
+        else:
+            self._digit_effects(self.listeners.dtmf(call_id, d))
         self._pump()
 
     def timer_fired(self, name: str) -> None:
@@ -234,6 +287,8 @@ class Transaction:
             if leg.connected and not leg.answered:
                 self._log("warning", "unanswered_timeout", seconds=self.limits.unanswered_timeout_s)
                 self._reject_or_disconnect(leg, self.limits.reject_code)
+        elif self.listeners.owns(name):
+            self._digit_effects(self.listeners.timer_fired(name))
         elif self.current is not None:
             self.current.on_timer(name)
         self._pump()
@@ -289,6 +344,14 @@ class Transaction:
     def _emit(self, cmd: c.Command) -> None:
         self.outbox.append(cmd)
 
+    def _digit_effects(self, effects: list) -> None:
+        for effect in effects:
+            if isinstance(effect, Report):
+                if self.legs[effect.call_id].connected:
+                    self._send(E.DIGITS_RECEIVED, action_data=effect.action_data, invoked_leg=effect.call_id)
+            else:
+                self._emit(effect)
+
     def _log(self, level: str, event: str, **fields: Any) -> None:
         self._emit(c.Log(level, event, fields))
 
@@ -302,12 +365,13 @@ class Transaction:
         return E.call_details(self.info, self.attributes)
 
     def _send(self, event_type: str, *, action_data: dict[str, Any] | None = None,
-              error: tuple[str, str] | None = None, invoked_leg: str | None = None) -> None:
+              error: tuple[str, str] | None = None, invoked_leg: str | None = None,
+              top_level: dict[str, Any] | None = None) -> None:
         if invoked_leg is None and action_data is not None:
             cid = action_data.get("Parameters", {}).get("CallId")
             invoked_leg = cid if isinstance(cid, str) and cid in self.legs else None
         self.queue.append(_Pending(event_type, self._details(), action_data, error,
-                                   invoked_leg or self.leg_a))
+                                   invoked_leg or self.leg_a, top_level))
 
     def _pump(self) -> None:
         """Start the next queued invocation when none is in flight."""
@@ -334,7 +398,7 @@ class Transaction:
         err_type, err_msg = pending.error if pending.error else (None, None)
         event = E.build_event(self.sequence, pending.event_type, pending.details,
                               action_data=pending.action_data, error_type=err_type,
-                              error_message=err_msg)
+                              error_message=err_msg, top_level=pending.top_level)
         self._emit(c.Invoke(event, self.app_id))
 
     def _complete_invocation(self) -> _Pending | None:
@@ -373,6 +437,7 @@ class Transaction:
             return
         self.finished = True
         self._emit(c.CancelTimer("unanswered"))
+        self._digit_effects(self.listeners.drop_all())
         self._emit(c.Finished(reason))
 
     def _take_actions(self, pending: _Pending, response: HandlerResponse) -> None:
@@ -420,14 +485,15 @@ class Transaction:
         if action is not self.current:
             return
         self.current = None
-        data = E.action_data(action.type_name, action.echo_parameters(), **extra)
+        top_level = extra.pop("_top_level", None)
+        data = action.success_data(**extra)
         if not self._any_connected():
             return
         if not self.pending_actions:
-            self._send(E.ACTION_SUCCESSFUL, action_data=data)
+            self._send(E.ACTION_SUCCESSFUL, action_data=data, top_level=top_level)
         elif action.reports_immediately:
             self.paused = True
-            self._send(E.ACTION_SUCCESSFUL, action_data=data)
+            self._send(E.ACTION_SUCCESSFUL, action_data=data, top_level=top_level)
         else:
             self._advance()
 
@@ -440,7 +506,8 @@ class Transaction:
         self._log("warning", "action_failed", action=action.type_name, error_type=error_type, error=message)
         if self._any_connected():
             self._send(E.ACTION_FAILED, action_data=E.action_data(
-                action.type_name, action.echo_parameters(), ErrorType=error_type, ErrorMessage=message))
+                action.type_name, action.echo_parameters(), **action.failure_data(),
+                ErrorType=error_type, ErrorMessage=message))
 
     def _action_ended_list(self, action: Action) -> None:
         """The action ended the list without an event of its own (Hangup)."""
@@ -492,8 +559,53 @@ class ActionContext:
     def start_timer(self, name: str, seconds: float) -> None:
         self.tx._emit(c.StartTimer(name, seconds))
 
+    def bot_request(self, conversation_id: str, call_id: str, op: str, value: Any = None) -> str:
+        """Ask the driver for one bot step (see commands.BotRequest); returns its request id."""
+        rid = self.tx.new_id("bot")
+        self.tx._emit(c.BotRequest(rid, conversation_id, call_id, op, value))
+        return rid
+
+    def bot_release(self, conversation_id: str) -> None:
+        self.tx._emit(c.BotRelease(conversation_id))
+
     def cancel_timer(self, name: str) -> None:
         self.tx._emit(c.CancelTimer(name))
+
+    def arm_digit_listener(self, leg: Leg, listener: Listener) -> None:
+        """Install a ReceiveDigits listener on *leg* (replacing the one there)."""
+        assert self.action is not None
+        self.tx._digit_effects(self.tx.listeners.arm(
+            leg.call_id, listener, self.action.type_name, self.action.echo_parameters()))
+
+    def send_digits(self, leg: Leg, digits: str, tone_ms: int, gap_ms: int) -> str:
+        sid = self.tx.new_id("digits")
+        self.tx._emit(c.SendDigits(leg.call_id, sid, digits, tone_ms, gap_ms))
+        return sid
+
+    def stop_digits(self, leg: Leg, send_id: str) -> None:
+        self.tx._emit(c.StopDigits(leg.call_id, send_id))
+
+    def start_recording(self, leg: Leg, bucket: str, key: str, **options: Any) -> str:
+        rid = self.tx.new_id("rec")
+        self.tx._emit(c.StartRecording(leg.call_id, rid, bucket, key, **options))
+        return rid
+
+    def stop_recording(self, call_id: str, record_id: str, reason: str = "stopped") -> None:
+        self.tx._emit(c.StopRecording(call_id, record_id, reason))
+
+    def pause_recording(self, call_id: str, record_id: str, paused: bool) -> None:
+        self.tx._emit(c.PauseRecording(call_id, record_id, paused))
+
+    def set_voice_focus(self, leg: Leg, enabled: bool) -> None:
+        self.tx._emit(c.SetVoiceFocus(leg.call_id, enabled))
+
+    @property
+    def transaction_id(self) -> str:
+        return self.tx.transaction_id
+
+    @property
+    def call_recordings(self) -> dict[str, Any]:
+        return self.tx.call_recordings
 
     def timer_name(self, suffix: str) -> str:
         return self.tx.new_id(f"action-{suffix}")

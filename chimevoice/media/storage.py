@@ -202,6 +202,11 @@ class BucketStore:
             raise ObjectAccessError(bucket, key, "not_a_file", "a directory has this name")
         return path
 
+    def writable_path(self, bucket: str, key: str) -> Path:
+        """Where the object (bucket, key) is to be written (parent directories made);
+        raises ObjectAccessError for an unknown bucket or a bad key."""
+        return self._prepare_write(bucket, key)
+
     def put_atomic(self, bucket: str, key: str, data: bytes) -> Path:
         """Store ``data`` as the object (atomic replace). Creates the bucket directory if needed."""
         path = self._prepare_write(bucket, key)

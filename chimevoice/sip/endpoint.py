@@ -8,7 +8,10 @@ is asyncio and talks to this thread only through
   pjsua2 thread drains between polls, and
 * events: plain dataclasses from :mod:`chimevoice.sip.events`, handed over in
   one batch per poll to the ``post`` callback (the daemon wraps it with
-  ``loop.call_soon_threadsafe``).
+  ``loop.call_soon_threadsafe``);
+* audio: a leg's audio is tapped only on request (:meth:`SipEndpoint.tap`), by a
+  ``FrameTap`` port of our pjsua2 build (scripts/pjsua2/frametap.i). Each poll the
+  captured PCM is handed to the ``on_audio`` callback in one batch.
 
 pjsua2 runs with ``threadCnt = 0`` and ``mainThreadOnly = True`` so that every
 callback arrives on this thread. No Python runs on pjmedia's clock thread (the
@@ -32,7 +35,7 @@ import structlog
 from chimevoice.config import Listener
 
 from . import events as ev
-from .message import chime_sip_headers, parse_request, via_transport
+from .message import chime_sip_headers, info_dtmf, parse_request, via_transport
 
 log = structlog.get_logger("chimevoice.sip")
 
@@ -40,6 +43,13 @@ _POLL_MS = 10
 # A play's deadline falls this long after its nominal end: the bridge starts pulling
 # a new player on its next 20 ms tick, and a late deadline only adds silence.
 _END_MARGIN_S = 0.03
+# Audio frames: 20 ms at the bridge clock. A tap buffers at most this much capture
+# (older audio is dropped if nobody reads) and this much queued playout.
+_FRAME_MS = 20
+_TAP_CAPTURE_MS = 2000
+_TAP_PLAYOUT_MS = 2000
+# SendDigits: a comma waits this long (03b §1.3 S2).
+COMMA_PAUSE_MS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +68,16 @@ class SipEndpoint:
     """asyncio-facing facade over the pjsua2 thread. Every method is thread-safe
     and returns at once; results arrive later as events."""
 
-    def __init__(self, settings: EndpointSettings, post: Callable[[list[ev.SipEvent]], None]) -> None:
+    def __init__(self, settings: EndpointSettings, post: Callable[[list[ev.SipEvent]], None],
+                 on_audio: Callable[[list[tuple[str, str, bytes]]], None] | None = None) -> None:
         """*post* receives the events of one poll iteration as a list, on the pjsua2 thread;
-        it must only hand them over (e.g. ``loop.call_soon_threadsafe``)."""
+        it must only hand them over (e.g. ``loop.call_soon_threadsafe``). *on_audio*
+        receives ``[(leg_id, track, pcm), ...]`` for tapped legs, also on the pjsua2
+        thread; *track* is ``"in"`` (from the caller) or ``"out"`` (sent to the caller);
+        *pcm* is 16-bit little-endian mono at the bridge clock rate."""
         self._settings = settings
         self._post = post
+        self._on_audio = on_audio
         self._commands: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -107,10 +122,23 @@ class SipEndpoint:
     def stop_play(self, leg_id: str, play_id: str) -> None:
         self._commands.put(("stop_play", leg_id, play_id))
 
+    def tap(self, leg_id: str, incoming: bool, outgoing: bool) -> None:
+        """Capture the leg's incoming and/or outgoing audio (delivered to *on_audio*);
+        ``tap(leg, False, False)`` stops both."""
+        self._commands.put(("tap", leg_id, incoming, outgoing))
+
+    def send_digits(self, leg_id: str, send_id: str, digits: str, tone_ms: int, gap_ms: int) -> None:
+        """Send DTMF: RFC 4733 events when the leg negotiated telephone-event, else
+        in-band tones. ``,`` pauses COMMA_PAUSE_MS. Ends with DigitsSent."""
+        self._commands.put(("send_digits", leg_id, send_id, digits, tone_ms, gap_ms))
+
+    def stop_digits(self, leg_id: str, send_id: str) -> None:
+        self._commands.put(("stop_digits", leg_id, send_id))
+
     # -- the pjsua2 thread -------------------------------------------------
     def _run(self) -> None:
         try:
-            core = _Core(self._settings, self._post, self._commands)
+            core = _Core(self._settings, self._post, self._commands, self._on_audio)
             core.create()
             self.bound = core.bound
         except BaseException as exc:  # noqa: BLE001 - reported to start()
@@ -128,7 +156,8 @@ class _Core:
     """State owned by the pjsua2 thread. Never touched from another thread."""
 
     def __init__(self, settings: EndpointSettings, post_batch: Callable[[list[ev.SipEvent]], None],
-                 commands: queue.SimpleQueue) -> None:
+                 commands: queue.SimpleQueue,
+                 on_audio: Callable[[list[tuple[str, str, bytes]]], None] | None = None) -> None:
         self.pj = pj
         self.settings = settings
         self.post_batch = post_batch
@@ -137,6 +166,11 @@ class _Core:
         self.calls: dict[str, _Call] = {}
         self.players: dict[tuple[str, str], _Playback] = {}
         self.deadlines: list[tuple[float, int, tuple[str, str]]] = []   # heap of playback ends
+        self.on_audio = on_audio
+        self.tapped: dict[str, _Call] = {}                  # legs with a FrameTap
+        self.senders: dict[tuple[str, str], _DigitSender] = {}
+        self.send_heap: list[tuple[float, int, tuple[str, str]]] = []   # next step of each sender
+        self._seq = 0
         self.bound: list[tuple[str, str, int]] = []
         self.running = True
         self._garbage: list = []
@@ -166,7 +200,8 @@ class _Core:
         med.ecTailLen = 0           # no echo canceller: we are a server, not a handset
         med.quality = 4
         med.threadCnt = 1
-        med.maxMediaPorts = s.max_calls * 2 + 64     # a stream and a player per call
+        med.maxMediaPorts = s.max_calls * 4 + 64     # stream, player and two taps per call
+        med.sndAutoCloseTime = -1   # keep the bridge clock running (see below)
         self.ep.libInit(cfg)
         self.ep.audDevManager().setNullDev()
         kinds = {("udp", 4): pj.PJSIP_TRANSPORT_UDP, ("tcp", 4): pj.PJSIP_TRANSPORT_TCP,
@@ -191,6 +226,12 @@ class _Core:
                                    f"{exc.info()}") from None
             self.bound.append((lst.transport, lst.address, lst.port))
         self.ep.libStart()
+        # pjsua opens the (null) sound device, which clocks the conference bridge, only on
+        # the first connection and closes it when idle. Without the clock a call with
+        # nothing playing sends no RTP at all (no keep-alive, no RFC 4733 events): open it
+        # now and never close it.
+        adm = self.ep.audDevManager()
+        adm.getCaptureDevMedia().startTransmit(adm.getPlaybackDevMedia())
         self._set_codec_priorities()
         acfg = pj.AccountConfig()
         first = s.listeners[0]
@@ -237,6 +278,10 @@ class _Core:
             self._garbage.clear()
             self._drain()
             self._expire_playbacks()
+            if self.send_heap:
+                self._run_senders()
+            if self.tapped:
+                self._read_taps()
             self.flush()
 
     def destroy(self) -> None:
@@ -247,6 +292,10 @@ class _Core:
         except Exception:  # noqa: BLE001 - best effort on shutdown
             pass
         self.players.clear()
+        self.senders.clear()
+        for call in list(self.tapped.values()):
+            self._drop_taps(call)
+        self.tapped.clear()
         self.calls.clear()
         self._garbage.clear()
         try:
@@ -329,7 +378,7 @@ class _Core:
         # the end never replays the start (repeats are restarted with setPos).
         player = pj.AudioMediaPlayer()
         player.createPlayer(path, pj.PJMEDIA_FILE_NO_LOOP)
-        player.startTransmit(call.audio)
+        self._connect(player, call)
         pb = _Playback(player, call.leg_id, play_id, max(1, repeat), max(duration_s, 0.02))
         self.players[pb.key] = pb
         self._arm(pb)
@@ -364,17 +413,187 @@ class _Core:
             self._release_player(pb, call)
 
     def _release_player(self, pb: _Playback, call: _Call | None) -> None:
-        if call is not None and call.audio is not None:
+        if call is not None:
+            self._disconnect(pb.player, call)
+        self._garbage.append(pb.player)
+
+    # what the leg hears: every source is mirrored to the leg's outgoing tap
+    def _connect(self, src, call: _Call) -> None:
+        src.startTransmit(call.audio)
+        call.sources[id(src)] = src
+        if call.tap_out is not None:
+            src.startTransmit(call.tap_out)
+
+    def _disconnect(self, src, call: _Call) -> None:
+        if call.sources.pop(id(src), None) is None:
+            return
+        for sink in (call.audio, call.tap_out):
+            if sink is not None:
+                try:
+                    src.stopTransmit(sink)
+                except pj.Error:
+                    pass
+
+    # taps
+    def _cmd_tap(self, leg_id: str, incoming: bool, outgoing: bool) -> None:
+        call = self.calls.get(leg_id)
+        if call is None:
+            return
+        call.want_taps = (incoming, outgoing)
+        if call.audio is not None:
+            self._apply_taps(call)
+
+    def _new_tap(self):
+        tap = pj.FrameTap()
+        tap.createTap(self.settings.clock_rate, self.settings.clock_rate * _FRAME_MS // 1000,
+                      _TAP_CAPTURE_MS, _TAP_PLAYOUT_MS)
+        return tap
+
+    def _apply_taps(self, call: _Call) -> None:
+        incoming, outgoing = call.want_taps
+        if incoming and call.tap_in is None:
+            call.tap_in = self._new_tap()
+            call.audio.startTransmit(call.tap_in)
+        elif not incoming and call.tap_in is not None:
+            self._flush_tap(call, "in", call.tap_in)
             try:
-                pb.player.stopTransmit(call.audio)
+                call.audio.stopTransmit(call.tap_in)
             except pj.Error:
                 pass
-        self._garbage.append(pb.player)
+            self._garbage.append(call.tap_in)
+            call.tap_in = None
+        if outgoing and call.tap_out is None:
+            call.tap_out = self._new_tap()
+            for src in call.sources.values():
+                src.startTransmit(call.tap_out)
+        elif not outgoing and call.tap_out is not None:
+            self._flush_tap(call, "out", call.tap_out)
+            for src in call.sources.values():
+                try:
+                    src.stopTransmit(call.tap_out)
+                except pj.Error:
+                    pass
+            self._garbage.append(call.tap_out)
+            call.tap_out = None
+        if call.tap_in is not None or call.tap_out is not None:
+            self.tapped[call.leg_id] = call
+        else:
+            self.tapped.pop(call.leg_id, None)
+
+    def _flush_tap(self, call: _Call, track: str, tap) -> None:
+        data = tap.read()
+        if data and self.on_audio is not None:
+            self.on_audio([(call.leg_id, track, data)])
+
+    def _drop_taps(self, call: _Call) -> None:
+        """The leg ended: deliver what the taps still hold, then release them."""
+        call.want_taps = (False, False)
+        if call.audio is not None:
+            self._apply_taps(call)
+            return
+        for track, tap in (("in", call.tap_in), ("out", call.tap_out)):
+            if tap is not None:
+                self._flush_tap(call, track, tap)
+                self._garbage.append(tap)
+        call.tap_in = call.tap_out = None
+        self.tapped.pop(call.leg_id, None)
+
+    def _read_taps(self) -> None:
+        batch = []
+        for call in self.tapped.values():
+            if call.tap_in is not None:
+                data = call.tap_in.read()
+                if data:
+                    batch.append((call.leg_id, "in", data))
+            if call.tap_out is not None:
+                data = call.tap_out.read()
+                if data:
+                    batch.append((call.leg_id, "out", data))
+        if batch and self.on_audio is not None:
+            self.on_audio(batch)
+
+    # SendDigits
+    def _cmd_send_digits(self, leg_id: str, send_id: str, digits: str, tone_ms: int, gap_ms: int) -> None:
+        call = self.calls.get(leg_id)
+        if call is None or call.audio is None:
+            self.post(ev.CommandFailed(leg_id, "send_digits", "leg has no media"))
+            return
+        sender = _DigitSender(leg_id, send_id, digits, tone_ms, gap_ms, rfc4733=call.remote_te)
+        if sender.rfc4733:
+            status = pj.setDtmfDuration(call.getId(), tone_ms)
+            if status != 0:
+                log.warning("dtmf_duration_not_set", leg_id=leg_id, status=status)
+        self.senders[sender.key] = sender
+        self._schedule(sender, time.monotonic())
+
+    def _schedule(self, sender: _DigitSender, when: float) -> None:
+        self._seq += 1
+        sender.generation = self._seq
+        heapq.heappush(self.send_heap, (when, self._seq, sender.key))
+
+    def _run_senders(self) -> None:
+        now = time.monotonic()
+        while self.send_heap and self.send_heap[0][0] <= now:
+            _, generation, key = heapq.heappop(self.send_heap)
+            sender = self.senders.get(key)
+            if sender is None or sender.generation != generation:
+                continue
+            call = self.calls.get(sender.leg_id)
+            if call is None:
+                self._end_sender(sender, None)
+                continue
+            self._release_tone(sender, call)
+            if sender.pos >= len(sender.digits):
+                self._end_sender(sender, call)
+                self.post(ev.DigitsSent(sender.leg_id, sender.send_id, sender.method))
+                continue
+            ch = sender.digits[sender.pos]
+            sender.pos += 1
+            if ch == ",":
+                self._schedule(sender, now + COMMA_PAUSE_MS / 1000)
+                continue
+            if sender.rfc4733:
+                call.dialDtmf(ch)
+            else:
+                sender.tone = self._tone(call, ch, sender.tone_ms)
+            gap = sender.gap_ms if sender.pos < len(sender.digits) else 0
+            self._schedule(sender, now + (sender.tone_ms + gap) / 1000)
+
+    def _tone(self, call: _Call, digit: str, tone_ms: int):
+        gen = pj.ToneGenerator()
+        gen.createToneGenerator(self.settings.clock_rate, 1)
+        d = pj.ToneDigit()
+        d.digit = digit
+        d.on_msec = tone_ms
+        d.off_msec = 0
+        d.volume = 0
+        digits = pj.ToneDigitVector()
+        digits.append(d)
+        gen.playDigits(digits, False)
+        self._connect(gen, call)
+        return gen
+
+    def _release_tone(self, sender: _DigitSender, call: _Call | None) -> None:
+        if sender.tone is not None:
+            if call is not None:
+                self._disconnect(sender.tone, call)
+            self._garbage.append(sender.tone)
+            sender.tone = None
+
+    def _end_sender(self, sender: _DigitSender, call: _Call | None) -> None:
+        self.senders.pop(sender.key, None)
+        self._release_tone(sender, call)
+
+    def _cmd_stop_digits(self, leg_id: str, send_id: str) -> None:
+        sender = self.senders.get((leg_id, send_id))
+        if sender is not None:
+            self._end_sender(sender, self.calls.get(leg_id))
 
     # callbacks from _Account/_Call
     def incoming(self, call: _Call, rdata) -> None:
         text = rdata.wholeMsg
-        _, ruri, headers, _ = parse_request(text)
+        _, ruri, headers, body = parse_request(text)
+        call.remote_te = "telephone-event" in body.lower()
         src = rdata.srcAddress
         host, _, port = src.rpartition(":")
         host = host.strip("[]")
@@ -398,7 +617,9 @@ class _Core:
             call.audio = call.getAudioMedia(-1)
         except pj.Error:
             return
-        self.post(ev.MediaReady(call.leg_id))
+        self.post(ev.MediaReady(call.leg_id, telephone_event=call.remote_te))
+        if call.want_taps != (False, False):
+            self._apply_taps(call)
         pending, call.pending_plays = call.pending_plays, []
         for play_id, path, repeat, duration_s in pending:
             try:
@@ -411,6 +632,11 @@ class _Core:
         if info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
             for key in [k for k in self.players if k[0] == call.leg_id]:
                 self._release_player(self.players.pop(key), call)
+            for key in [k for k in self.senders if k[0] == call.leg_id]:
+                self._end_sender(self.senders[key], call)
+            if call.tap_in is not None or call.tap_out is not None:
+                self._drop_taps(call)
+            call.sources.clear()
             self.calls.pop(call.leg_id, None)
             call.audio = None
             self._garbage.append(call)
@@ -422,6 +648,31 @@ class _Core:
     def dtmf(self, call: _Call, digit: str, method: int) -> None:
         kind = "sip-info" if method == self.pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
         self.post(ev.DtmfReceived(call.leg_id, digit, kind))
+
+    def tsx_state(self, call: _Call, prm) -> None:
+        """INFO requests pjsua leaves unanswered: application/dtmf carries a key press
+        (application/dtmf-relay is handled by pjsua itself and arrives as dtmf())."""
+        e = prm.e
+        if e.type != self.pj.PJSIP_EVENT_TSX_STATE:
+            return
+        ts = e.body.tsxState
+        tsx = ts.tsx
+        if (tsx.role != self.pj.PJSIP_ROLE_UAS or tsx.state != self.pj.PJSIP_TSX_STATE_TRYING
+                or tsx.method != "INFO"):
+            return
+        rdata = ts.src.rdata
+        _, _, headers, body = parse_request(rdata.wholeMsg)
+        kind, digit = info_dtmf(headers.get("content-type", [""])[0], body)
+        if kind == "pjsua":
+            return
+        code = 200 if kind in ("dtmf", "empty") else 415
+        if digit is None and kind == "dtmf":
+            code = 400
+        status = self.pj.respondInDialog(tsx.pjTransaction, rdata.pjRxData, code)
+        if status != 0:
+            log.warning("info_response_failed", leg_id=call.leg_id, status=status)
+        if digit is not None:
+            self.post(ev.DtmfReceived(call.leg_id, digit, "sip-info"))
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -457,6 +708,11 @@ class _Call(pj.Call):
         self.local_hangup = False
         self.audio = None
         self.pending_plays: list[tuple[str, str, int, float]] = []
+        self.remote_te = False              # the offer carried telephone-event (RFC 4733)
+        self.sources: dict[int, object] = {}   # media transmitting to this leg
+        self.want_taps = (False, False)     # (incoming, outgoing) asked for
+        self.tap_in = None
+        self.tap_out = None
 
     def onCallState(self, prm) -> None:
         try:
@@ -476,6 +732,12 @@ class _Call(pj.Call):
         except Exception:  # noqa: BLE001
             log.exception("dtmf_failed", leg_id=self.leg_id)
 
+    def onCallTsxState(self, prm) -> None:
+        try:
+            self.core.tsx_state(self, prm)
+        except Exception:  # noqa: BLE001
+            log.exception("tsx_state_failed", leg_id=self.leg_id)
+
 
 @dataclass(slots=True, eq=False)
 class _Playback:
@@ -489,6 +751,27 @@ class _Playback:
     @property
     def key(self) -> tuple[str, str]:
         return (self.leg_id, self.play_id)
+
+
+@dataclass(slots=True, eq=False)
+class _DigitSender:
+    leg_id: str
+    send_id: str
+    digits: str
+    tone_ms: int
+    gap_ms: int
+    rfc4733: bool
+    pos: int = 0
+    generation: int = 0
+    tone: object = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.leg_id, self.send_id)
+
+    @property
+    def method(self) -> str:
+        return "rfc4733" if self.rfc4733 else "inband"
 
 
 class _LogWriter(pj.LogWriter):

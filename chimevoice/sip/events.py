@@ -22,6 +22,7 @@ class IncomingCall:
 class MediaReady:
     leg_id: str
     codec: str = ""
+    telephone_event: bool = False   # the far end negotiated RFC 4733 (else DTMF is in-band)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,13 @@ class DtmfReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class DigitsSent:
+    leg_id: str
+    send_id: str
+    method: str                 # "rfc4733" | "inband"
+
+
+@dataclass(frozen=True, slots=True)
 class PlaybackFinished:
     leg_id: str
     play_id: str
@@ -54,4 +62,4 @@ class CommandFailed:
 
 
 SipEvent = (IncomingCall | MediaReady | CallDisconnected | DtmfReceived
-            | PlaybackFinished | CommandFailed)
+            | PlaybackFinished | DigitsSent | CommandFailed)

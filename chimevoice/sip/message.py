@@ -107,3 +107,33 @@ def chime_sip_headers(raw_text: str) -> dict[str, str]:
         value = value.strip()
         out[name] = f"{out[name]},{value}" if name in out else value
     return out
+
+
+_DTMF_KEYS = frozenset("0123456789*#ABCD")
+# INFO bodies pjsua answers itself (pjsua_call.c): DTMF relay, media control, trickle ICE.
+_PJSUA_INFO_TYPES = ("application/dtmf-relay", "application/media_control+xml",
+                     "application/trickle-ice-sdpfrag")
+
+
+def info_dtmf(content_type: str, body: str) -> tuple[str, str | None]:
+    """Classify an in-dialog INFO request: ``(kind, digit)``.
+
+    kind is ``"pjsua"`` (pjsua answers it; DTMF relay arrives through onDtmfDigit),
+    ``"dtmf"`` (``application/dtmf``: the body is the key, e.g. ``5``; *digit* is None
+    when the body is not one key), ``"empty"`` (no body: answer 200) or ``"other"``
+    (answer 415)."""
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if ctype in _PJSUA_INFO_TYPES:
+        return "pjsua", None
+    if not ctype and not body.strip():
+        return "empty", None
+    if ctype == "application/dtmf":
+        key = body.strip().upper()
+        if key.startswith("SIGNAL="):         # some PBXs send the relay syntax here
+            key = key[7:].split()[0] if key[7:].split() else ""
+        if key == "10":
+            key = "*"
+        elif key == "11":
+            key = "#"
+        return "dtmf", key if key in _DTMF_KEYS else None
+    return "other", None

@@ -144,7 +144,8 @@ class Daemon:
     def call(self, *, user: str = NUMBER, transport: str = "udp", record: Path | None = None,
              hangup_after: float = 0.0, max_seconds: float = 20.0, dtmf: list[str] = (),
              headers: list[str] = (), port: int | None = None, host: str = "127.0.0.1",
-             timeout: float = 40.0, srtp: bool = False) -> dict:
+             timeout: float = 40.0, srtp: bool = False, dtmf_method: str = "rfc4733",
+             play: Path | None = None, no_telephone_event: bool = False) -> dict:
         uri = f"sip:{user}@{host}:{port or self.port}"
         cmd = [sys.executable, str(PHONE), "--uri", uri, "--transport", transport,
                "--max-seconds", str(max_seconds), "--hangup-after", str(hangup_after)]
@@ -152,6 +153,12 @@ class Daemon:
             cmd += ["--record", str(record)]
         for d in dtmf:
             cmd += ["--dtmf", d]
+        if dtmf_method != "rfc4733":
+            cmd += ["--dtmf-method", dtmf_method]
+        if play:
+            cmd += ["--play", str(play)]
+        if no_telephone_event:
+            cmd.append("--no-telephone-event")
         for h in headers:
             cmd += ["--header", h]
         if srtp:

@@ -4,9 +4,11 @@ Run as a separate process (pjsua2 allows one library instance per process):
 
     python tests/support/phone.py --uri sip:+15550100000@127.0.0.1:5060 --record out.wav
 
-Options let it hang up after a while, send DTMF (RFC 4733) at given times, and use
-TCP or TLS. The result line on stdout is JSON: status codes seen, whether and how
-long the call was connected, and who hung up.
+Options let it hang up after a while, send DTMF at given times (RFC 4733 events, SIP INFO
+``application/dtmf-relay`` or SIP INFO ``application/dtmf``: ``--dtmf-method``), play a WAV
+file to the far end in a loop from the answer (``--play``), and use TCP or TLS. The result
+line on stdout is JSON: status codes seen, whether and how long the call was connected, and
+who hung up.
 """
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ class Phone(pj.Call):
         self.reason = ""
         self.dtmf_in: list = []
         self.srtp: bool | None = None
+        self.play_path = ""
+        self.player = None
+        self.no_te = False
+        self.tones = None
 
     def onCallState(self, prm):
         info = self.getInfo()
@@ -56,6 +62,55 @@ class Phone(pj.Call):
             self.srtp = self.getStreamInfo(0).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP
             if self.recorder is not None:
                 self.audio.startTransmit(self.recorder)
+            if self.play_path:
+                self.player = pj.AudioMediaPlayer()
+                self.player.createPlayer(self.play_path, 0)       # 0: loop
+                self.player.startTransmit(self.audio)
+
+    def onCallSdpCreated(self, prm):
+        # --no-telephone-event: offer no RFC 4733, so DTMF must go in-band both ways.
+        if self.no_te:
+            lines = prm.sdp.wholeSdp.split("\r\n")
+            pts = {ln.split()[0].split(":")[1] for ln in lines
+                   if ln.startswith("a=rtpmap:") and "telephone-event" in ln}
+            out = []
+            for ln in lines:
+                if ln.startswith(("a=rtpmap:", "a=fmtp:")) and ln.split()[0].split(":")[1] in pts:
+                    continue
+                if ln.startswith("m=audio"):
+                    ln = " ".join(w for w in ln.split(" ") if w not in pts)
+                out.append(ln)
+            prm.sdp.wholeSdp = "\r\n".join(out)
+
+    def send_digits(self, digits: str, method: str) -> None:
+        if method == "inband":                               # dual tones in the audio
+            if self.tones is None:
+                self.tones = pj.ToneGenerator()
+                self.tones.createToneGenerator(8000, 1)
+                self.tones.startTransmit(self.audio)
+            vec = pj.ToneDigitVector()
+            for ch in digits:
+                d = pj.ToneDigit()
+                d.digit = ch
+                d.on_msec = 100
+                d.off_msec = 100
+                d.volume = 0
+                vec.append(d)
+            self.tones.playDigits(vec, False)
+        elif method == "rfc4733":
+            self.dialDtmf(digits)
+        elif method == "info":
+            prm = pj.CallSendDtmfParam()
+            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO       # INFO, application/dtmf-relay
+            prm.digits = digits
+            prm.duration = 160
+            self.sendDtmf(prm)
+        else:                                                # INFO, application/dtmf
+            prm = pj.CallSendRequestParam()
+            prm.method = "INFO"
+            prm.txOption.contentType = "application/dtmf"
+            prm.txOption.msgBody = digits
+            self.sendRequest(prm)
 
 
 def main() -> int:
@@ -69,6 +124,15 @@ def main() -> int:
     ap.add_argument("--hangup-after", type=float, default=0.0, help="seconds after answer; 0 = wait for the far end")
     ap.add_argument("--max-seconds", type=float, default=30.0)
     ap.add_argument("--dtmf", action="append", default=[], help="AT_SECONDS:DIGITS after answer, e.g. 1.5:#")
+    ap.add_argument("--dtmf-method", default="rfc4733", choices=("rfc4733", "info", "info-dtmf", "inband"),
+                    help="rfc4733: RTP events; info: SIP INFO application/dtmf-relay; "
+                         "info-dtmf: SIP INFO application/dtmf (one request per digit); "
+                         "inband: dual tones in the audio (100 ms on, 100 ms off)")
+    ap.add_argument("--no-telephone-event", action="store_true",
+                    help="offer no telephone-event in the SDP (the far end must use in-band DTMF)")
+    ap.add_argument("--dtmf-gap", type=float, default=0.25,
+                    help="seconds between the digits of one --dtmf entry sent by SIP INFO")
+    ap.add_argument("--play", default="", help="WAV file played to the far end in a loop from the answer")
     ap.add_argument("--header", action="append", default=[], help="Name: value added to the INVITE")
     ap.add_argument("--srtp", action="store_true", help="offer RTP/SAVP with SDES keys and require it")
     args = ap.parse_args()
@@ -110,6 +174,9 @@ def main() -> int:
     acc = pj.Account()
     acc.create(acfg)
     call = Phone(acc, ep)
+    call.play_path = args.play
+    call.no_te = args.no_telephone_event
+    call.tones = None
     if args.record:
         call.recorder = pj.AudioMediaRecorder()
         call.recorder.createRecorder(args.record)
@@ -131,14 +198,23 @@ def main() -> int:
         uri += f";transport={args.transport}"
     t0 = time.monotonic()
     call.makeCall(uri, prm)
-    dtmf = sorted((float(a), d) for a, _, d in (x.partition(":") for x in args.dtmf))
+    dtmf = []
+    for at, _, digits in (x.partition(":") for x in args.dtmf):
+        if args.dtmf_method in ("rfc4733", "inband"):
+            dtmf.append((float(at), digits))          # pjsua queues the events itself
+        else:                                         # one INFO per digit, in order
+            dtmf += [(float(at) + i * args.dtmf_gap, d) for i, d in enumerate(digits)]
+    dtmf.sort(key=lambda x: x[0])
+    sent: list = []
     hung_up = False
     while time.monotonic() - t0 < args.max_seconds and call.disconnected_at is None:
         ep.libHandleEvents(10)
         if call.confirmed_at is not None:
             since = time.monotonic() - call.confirmed_at
             while dtmf and since >= dtmf[0][0]:
-                call.dialDtmf(dtmf.pop(0)[1])
+                digits = dtmf.pop(0)[1]
+                call.send_digits(digits, args.dtmf_method)
+                sent.append([round(since, 3), digits])
             if args.hangup_after and since >= args.hangup_after and not hung_up:
                 hung_up = True
                 call.remote_hangup = False
@@ -151,6 +227,7 @@ def main() -> int:
     connected = (call.disconnected_at - call.confirmed_at) if (call.confirmed_at and call.disconnected_at) else 0.0
     if call.recorder is not None:
         call.recorder = None
+    call.tones = None
     result = {
         "statuses": call.statuses,
         "final_status": call.last_code,
@@ -160,6 +237,8 @@ def main() -> int:
         "setup_seconds": round(call.confirmed_at - t0, 3) if call.confirmed_at else None,
         "hangup_by": "remote" if call.remote_hangup else "local",
         "dtmf_received": call.dtmf_in,
+        "dtmf_sent": sent,
+        "played": call.player is not None,
         "srtp": call.srtp,
     }
     print(json.dumps(result), flush=True)

@@ -1,0 +1,433 @@
+"""The media worker: one thread that does everything the daemon does with audio frames.
+
+Audio of a leg reaches Python only while something needs it: the SIP endpoint taps
+the leg (pjsua2 ``FrameTap``) when the worker asks, and hands the captured PCM over
+once per poll (:meth:`MediaWorker.on_audio`, called on the pjsua2 thread). Control
+calls come from the asyncio loop. Both go through one queue, so all state below is
+owned by the worker thread and needs no locks.
+
+Per leg the worker runs
+
+* in-band DTMF detection (Q.24 detector, :mod:`chimevoice.media.dtmf`) on the raw
+  incoming audio, when the far end did not negotiate RFC 4733;
+* VoiceFocus noise suppression on the incoming audio (:mod:`chimevoice.media.voicefocus`),
+  which then feeds the recordings;
+* recordings: RecordAudio (incoming track, duration and silence limits) and call
+  recording (INCOMING / OUTGOING / BOTH as stereo, pause and resume with marker tones),
+  written by the crash-safe :class:`~chimevoice.media.wavwriter.WavWriter`.
+
+Results go back to the loop as small event objects through *post*.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from .dtmf import DtmfDetector
+from .silence import SilenceDetector
+from .wavwriter import PART_SUFFIX, WavWriter, marker_tone, recover
+
+log = structlog.get_logger("chimevoice.media")
+
+RATE = 8000
+FRAME = 160                                   # 20 ms at 8 kHz
+
+
+# -- events to the loop --------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class InbandDigit:
+    leg_id: str
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted:
+    leg_id: str
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStopped:
+    leg_id: str
+    record_id: str
+    reason: str                      # stopped | terminator | duration | silence | hangup | abandoned | error
+    path: str
+    duration_s: float
+    error: str | None = None
+
+
+MediaEvent = InbandDigit | RecordingStarted | RecordingStopped
+
+
+@dataclass(slots=True, eq=False)
+class _Recording:
+    record_id: str
+    leg_id: str
+    path: Path
+    track: str                                 # INCOMING | OUTGOING | BOTH
+    writer: WavWriter
+    max_samples: int | None
+    silence: SilenceDetector | None
+    journal: Path | None
+    paused: bool = False
+    marker: np.ndarray | None = None           # tone still to write over the audio
+    written: int = 0                           # samples per channel
+    pend_in: list[np.ndarray] = field(default_factory=list)
+    pend_out: list[np.ndarray] = field(default_factory=list)
+    n_in: int = 0
+    n_out: int = 0
+
+    @property
+    def wants_in(self) -> bool:
+        return self.track in ("INCOMING", "BOTH")
+
+    @property
+    def wants_out(self) -> bool:
+        return self.track in ("OUTGOING", "BOTH")
+
+
+@dataclass(slots=True, eq=False)
+class _Leg:
+    leg_id: str
+    inband: DtmfDetector | None = None
+    focus: Any = None                          # a VoiceFocus suppressor, or None
+    recordings: dict[str, _Recording] = field(default_factory=dict)
+
+
+class MediaWorker:
+    def __init__(self, post: Callable[[MediaEvent], None], set_taps: Callable[[str, bool, bool], None],
+                 *, journal_dir: Path | None = None,
+                 voice_focus_factory: Callable[[], Any] | None = None) -> None:
+        """*post* hands an event to the loop (thread-safe); *set_taps(leg, in, out)* asks the
+        SIP endpoint for a leg's audio; *journal_dir* keeps one file per open recording so
+        that recordings cut short by a crash are repaired at the next start."""
+        self._post = post
+        self._set_taps = set_taps
+        self._journal = journal_dir
+        self._focus_factory = voice_focus_factory
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._legs: dict[str, _Leg] = {}
+        self._taps: dict[str, tuple[bool, bool]] = {}
+        self._thread: threading.Thread | None = None
+        self.frames_processed = 0
+        self.busy_s = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> None:
+        if self._journal is not None:
+            self._journal.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="media", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish every open recording (fsynced), then end the thread."""
+        if self._thread is None:
+            return
+        self._q.put(("call", self._close_all, ()))
+        self._q.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+
+    # -- inputs (any thread) ----------------------------------------------------------
+    def on_audio(self, batch: list[tuple[str, str, bytes]]) -> None:
+        self._q.put(("audio", batch, None))
+
+    def _call(self, fn: Callable, *args: Any) -> None:
+        self._q.put(("call", fn, args))
+
+    def set_inband(self, leg_id: str, enabled: bool) -> None:
+        self._call(self._set_inband, leg_id, enabled)
+
+    def set_voice_focus(self, leg_id: str, enabled: bool) -> None:
+        self._call(self._set_focus, leg_id, enabled)
+
+    def start_recording(self, leg_id: str, record_id: str, path: Path, *, track: str = "INCOMING",
+                        max_s: float | None = None, silence_s: float | None = None,
+                        silence_threshold: float = 200, metadata: dict[str, str] | None = None) -> None:
+        self._call(self._start_recording, leg_id, record_id, Path(path), track, max_s, silence_s,
+                   silence_threshold, dict(metadata or {}))
+
+    def stop_recording(self, leg_id: str, record_id: str, reason: str = "stopped") -> None:
+        self._call(self._stop_recording, leg_id, record_id, reason)
+
+    def pause_recording(self, leg_id: str, record_id: str, paused: bool) -> None:
+        self._call(self._pause_recording, leg_id, record_id, paused)
+
+    def leg_ended(self, leg_id: str) -> None:
+        self._call(self._leg_ended, leg_id)
+
+    # -- the thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            kind, a, b = item
+            t0 = time.perf_counter()
+            try:
+                if kind == "audio":
+                    for leg_id, track, pcm in a:
+                        self._audio(leg_id, track, pcm)
+                else:
+                    a(*b)
+            except Exception:  # noqa: BLE001 - the media thread must survive any one leg
+                log.exception("media_worker_failed", item=kind)
+            self.busy_s += time.perf_counter() - t0
+
+    def _leg(self, leg_id: str) -> _Leg:
+        leg = self._legs.get(leg_id)
+        if leg is None:
+            leg = self._legs[leg_id] = _Leg(leg_id)
+        return leg
+
+    def _update_taps(self, leg: _Leg) -> None:
+        want_in = leg.inband is not None or any(r.wants_in for r in leg.recordings.values())
+        want_out = any(r.wants_out for r in leg.recordings.values())
+        if self._taps.get(leg.leg_id, (False, False)) != (want_in, want_out):
+            self._taps[leg.leg_id] = (want_in, want_out)
+            self._set_taps(leg.leg_id, want_in, want_out)
+        if not (want_in or want_out) and leg.focus is None:
+            self._taps.pop(leg.leg_id, None)
+            self._legs.pop(leg.leg_id, None)
+
+    def _set_inband(self, leg_id: str, enabled: bool) -> None:
+        leg = self._leg(leg_id)
+        if enabled and leg.inband is None:
+            leg.inband = DtmfDetector(RATE)
+        elif not enabled:
+            leg.inband = None
+        self._update_taps(leg)
+
+    def _set_focus(self, leg_id: str, enabled: bool) -> None:
+        leg = self._leg(leg_id)
+        if enabled and leg.focus is None and self._focus_factory is not None:
+            leg.focus = self._focus_factory()
+        elif not enabled:
+            leg.focus = None
+        self._update_taps(leg)
+
+    def _audio(self, leg_id: str, track: str, pcm: bytes) -> None:
+        leg = self._legs.get(leg_id)
+        if leg is None:
+            return
+        x = np.frombuffer(pcm, dtype="<i2")
+        if len(x) == 0:
+            return
+        self.frames_processed += len(x) // FRAME
+        if track == "in":
+            if leg.inband is not None:
+                for hit in leg.inband.feed(x):
+                    self._post(InbandDigit(leg_id, hit.digit))
+            if leg.recordings:
+                clean = leg.focus.process(x) if leg.focus is not None else x
+                for rec in list(leg.recordings.values()):
+                    if rec.wants_in:
+                        self._feed(leg, rec, clean, None)
+        else:
+            for rec in list(leg.recordings.values()):
+                if rec.wants_out:
+                    self._feed(leg, rec, None, x)
+
+    # -- recordings ---------------------------------------------------------------------
+    def _start_recording(self, leg_id: str, record_id: str, path: Path, track: str,
+                         max_s: float | None, silence_s: float | None, threshold: float,
+                         metadata: dict[str, str]) -> None:
+        leg = self._leg(leg_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = WavWriter(path, channels=2 if track == "BOTH" else 1, rate=RATE)
+        except OSError as exc:
+            log.error("recording_open_failed", leg_id=leg_id, path=str(path), error=str(exc))
+            self._post(RecordingStopped(leg_id, record_id, "error", str(path), 0.0, str(exc)))
+            self._update_taps(leg)
+            return
+        journal = None
+        if self._journal is not None:
+            journal = self._journal / f"{record_id}-{leg_id}.json"
+            _write_json(journal, {"path": str(path), "metadata": metadata})
+        _set_metadata(writer.part_path, metadata)
+        rec = _Recording(record_id, leg_id, path, track, writer,
+                         None if max_s is None else int(max_s * RATE),
+                         None if silence_s is None else SilenceDetector(silence_s, threshold, rate=RATE),
+                         journal)
+        leg.recordings[record_id] = rec
+        self._update_taps(leg)
+        self._post(RecordingStarted(leg_id, record_id))
+
+    def _feed(self, leg: _Leg, rec: _Recording, xin: np.ndarray | None, xout: np.ndarray | None) -> None:
+        if rec.track == "BOTH":
+            if xin is not None:
+                rec.pend_in.append(xin)
+                rec.n_in += len(xin)
+            if xout is not None:
+                rec.pend_out.append(xout)
+                rec.n_out += len(xout)
+            n = min(rec.n_in, rec.n_out)
+            # One side may stall (nothing transmitted): never hold more than 200 ms back.
+            lag = max(rec.n_in, rec.n_out) - n
+            if lag > RATE // 5:
+                n = max(rec.n_in, rec.n_out)
+            if n == 0:
+                return
+            left = _take(rec.pend_in, n)
+            right = _take(rec.pend_out, n)
+            rec.n_in = max(0, rec.n_in - n)
+            rec.n_out = max(0, rec.n_out - n)
+            block = np.stack([left, right], axis=1)
+            detect = left
+        else:
+            block = xin if xin is not None else xout
+            detect = block
+        self._write(leg, rec, block, detect)
+
+    def _write(self, leg: _Leg, rec: _Recording, block: np.ndarray, detect: np.ndarray) -> None:
+        n = len(block)
+        if rec.max_samples is not None and rec.written + n >= rec.max_samples:
+            n = rec.max_samples - rec.written
+            block, detect = block[:n], detect[:n]
+        silent = False
+        if rec.silence is not None and not rec.paused and rec.silence.feed(detect):
+            # SilenceDurationInSeconds reached inside this block: keep the audio up to there.
+            silent = True
+            n = max(0, min(n, rec.silence.stop_sample - rec.written))
+            block = block[:n]
+        out = block
+        if rec.paused or rec.marker is not None:
+            out = np.zeros_like(block) if rec.paused else block.copy()
+            if rec.marker is not None:
+                m = rec.marker[:n]
+                rec.marker = rec.marker[n:] if len(rec.marker) > n else None
+                if out.ndim == 2:
+                    out[:len(m), :] = m[:, None]
+                else:
+                    out[:len(m)] = m
+        if n > 0:
+            rec.writer.append(out)
+            rec.written += n
+        if silent:
+            self._finish(leg, rec, "silence")
+        elif rec.max_samples is not None and rec.written >= rec.max_samples:
+            self._finish(leg, rec, "duration")
+
+    def _pause_recording(self, leg_id: str, record_id: str, paused: bool) -> None:
+        leg = self._legs.get(leg_id)
+        rec = leg.recordings.get(record_id) if leg else None
+        if rec is None or rec.paused == paused:
+            return
+        rec.paused = paused
+        rec.marker = marker_tone("pause" if paused else "resume", rate=RATE)
+
+    def _stop_recording(self, leg_id: str, record_id: str, reason: str) -> None:
+        leg = self._legs.get(leg_id)
+        rec = leg.recordings.get(record_id) if leg else None
+        if leg is not None and rec is not None:
+            self._finish(leg, rec, reason)
+
+    def _finish(self, leg: _Leg, rec: _Recording, reason: str) -> None:
+        leg.recordings.pop(rec.record_id, None)
+        if rec.track == "BOTH" and (rec.n_in or rec.n_out):
+            # Flush what one side still holds, the other side padded with silence.
+            n = max(rec.n_in, rec.n_out)
+            left, right = _take(rec.pend_in, n), _take(rec.pend_out, n)
+            if rec.max_samples is not None:
+                n = min(n, rec.max_samples - rec.written)
+            if n > 0:
+                rec.writer.append(np.stack([left[:n], right[:n]], axis=1))
+                rec.written += n
+        error = None
+        try:
+            rec.writer.close()
+        except OSError as exc:
+            error = str(exc)
+            log.error("recording_close_failed", leg_id=leg.leg_id, path=str(rec.path), error=error)
+        if rec.journal is not None:
+            try:
+                rec.journal.unlink()
+            except OSError:
+                pass
+        duration = rec.written / RATE
+        _set_metadata(rec.path, {"recording-duration": f"{duration:.3f}"})
+        log.info("recording_finished", leg_id=leg.leg_id, record_id=rec.record_id, reason=reason,
+                 path=str(rec.path), duration_s=round(duration, 3))
+        self._post(RecordingStopped(leg.leg_id, rec.record_id, reason, str(rec.path), duration, error))
+        self._update_taps(leg)
+
+    def _leg_ended(self, leg_id: str) -> None:
+        leg = self._legs.get(leg_id)
+        if leg is None:
+            return
+        for rec in list(leg.recordings.values()):
+            self._finish(leg, rec, "hangup")
+        self._legs.pop(leg_id, None)
+        if self._taps.pop(leg_id, None) is not None:
+            self._set_taps(leg_id, False, False)
+
+    def _close_all(self) -> None:
+        for leg_id in list(self._legs):
+            self._leg_ended(leg_id)
+
+
+def _take(chunks: list[np.ndarray], n: int) -> np.ndarray:
+    """The first *n* samples of the queued chunks (zero-padded), removed from the queue."""
+    out = np.zeros(n, dtype=np.int16)
+    pos = 0
+    while chunks and pos < n:
+        c = chunks[0]
+        k = min(len(c), n - pos)
+        out[pos:pos + k] = c[:k]
+        pos += k
+        if k == len(c):
+            chunks.pop(0)
+        else:
+            chunks[0] = c[k:]
+    return out
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _set_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Object metadata (02a §3.5) as user extended attributes; best effort."""
+    for name, value in metadata.items():
+        try:
+            os.setxattr(path, f"user.{name}", str(value).encode())
+        except OSError:
+            return
+
+
+def recover_recordings(journal_dir: Path) -> list[str]:
+    """Repair recordings left open by a crash (see MediaWorker journal_dir); returns their paths."""
+    fixed: list[str] = []
+    if not journal_dir.is_dir():
+        return fixed
+    for entry in sorted(journal_dir.glob("*.json")):
+        try:
+            data = json.loads(entry.read_text())
+            path = Path(data["path"])
+            part = path.with_name(path.name + PART_SUFFIX)
+            if part.exists() or path.exists():
+                recover(part if part.exists() else path)
+                fixed.append(str(path))
+        except Exception:  # noqa: BLE001 - a bad journal entry must not stop the daemon
+            log.exception("recording_recover_failed", journal=str(entry))
+        try:
+            entry.unlink()
+        except OSError:
+            pass
+    return fixed
