@@ -85,7 +85,7 @@ class CallManager:
         self.sip = sip
         self.invokers = invokers
         self.audio = audio
-        self.speech = speech or make_synthesizer("local", cfg.data_dir / "speech-cache")
+        self.speech = speech or _synthesizer(cfg)
         self.buckets = buckets
         self.cdr = cdr
         self.metrics = metrics
@@ -469,6 +469,15 @@ class CallManager:
             log.warning("calls_left_at_shutdown", count=len(self.by_tx))
         self.pool.shutdown(wait=False)
         self.cdr_writer.shutdown(wait=True)     # nothing is lost: every queued CDR is written
+
+
+def _synthesizer(cfg: Config) -> Synthesizer:
+    """The configured text-to-speech: local espeak-ng, or Amazon Polly (speech.engine: polly)."""
+    sp = cfg.speech
+    if sp.engine == "polly":
+        return make_synthesizer("polly", cfg.data_dir / "speech-cache", region=sp.polly_region,
+                                endpoint_url=sp.polly_endpoint_url)
+    return make_synthesizer("local", cfg.data_dir / "speech-cache")
 
 
 def _now_ms() -> int:

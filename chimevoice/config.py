@@ -197,6 +197,15 @@ class BotsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechConfig:
+    """Text-to-speech for Speak, SpeakAndGetDigits and bot prompts (docs/speech.md):
+    ``local`` (espeak-ng, no cloud) or ``polly`` (Amazon Polly through boto3)."""
+    engine: str = "local"
+    polly_region: str | None = None
+    polly_endpoint_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     logging: LoggingConfig = LoggingConfig()
@@ -206,6 +215,7 @@ class Config:
     sip_rules: tuple[SipRule, ...] = ()
     buckets: Mapping[str, Path] = field(default_factory=_empty_map)
     bots: BotsConfig = BotsConfig()
+    speech: SpeechConfig = SpeechConfig()
     source: str = "<string>"
 
     def application(self, id: str) -> SipMediaApplication | None:
@@ -584,7 +594,9 @@ def _bucket_name_problem(name: str) -> str | None:
 # --------------------------------------------------------------------------- the checker
 
 _TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "buckets",
-             "bots")
+             "bots", "speech")
+_SPEECH_KEYS = ("engine", "polly")
+_POLLY_KEYS = ("region", "endpoint_url")
 _BOTS_KEYS = ("local", "allow_lex", "lex_endpoint_url")
 # botId or botId/botAliasId, as in arn:aws:lex:<region>:<account>:bot-alias/<botId>/<botAliasId>
 _BOT_KEY = re.compile(r"[0-9A-Za-z_-]{1,100}(/[0-9A-Za-z_-]{1,100})?")
@@ -671,13 +683,14 @@ class _Checker:
         rules = fields.get("sip_rules", _list(self.rule), ())
         buckets = fields.get("buckets", self.buckets_section, MappingProxyType({}))
         bots = fields.get("bots", self.bots_section, BotsConfig())
+        speech = fields.get("speech", self.speech_section, SpeechConfig())
 
         if sip is not INVALID and connectors is not INVALID:
             self.check_encryption(fields.node("voice_connectors"), connectors, sip)
         self.check_connectors(fields.node("voice_connectors"), connectors)
         self.check_rules(fields.node("sip_rules"), connectors, application_ids, connectors_ok)
 
-        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots):
+        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech):
             return None
         return Config(
             data_dir=data_dir,
@@ -688,6 +701,7 @@ class _Checker:
             sip_rules=rules,
             buckets=buckets,
             bots=bots,
+            speech=speech,
             source=source,
         )
 
@@ -1150,6 +1164,34 @@ class _Checker:
             result[name] = directory
         return MappingProxyType(result) if valid else INVALID
 
+
+    def speech_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _SPEECH_KEYS)
+        if fields is None:
+            return INVALID
+        engine = fields.get("engine", _choice(("local", "polly")), "local")
+        polly = fields.get("polly", self.polly_section, None)
+        if engine == "polly" and polly is None:
+            self.error(_join(path, "engine"), fields.node("engine"),
+                       "engine polly needs a polly: section with at least region")
+            return INVALID
+        if not _ok(engine, polly):
+            return INVALID
+        region, endpoint = polly if polly else (None, None)
+        return SpeechConfig(engine, region, endpoint)
+
+    def polly_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _POLLY_KEYS)
+        if fields is None:
+            return INVALID
+        region = fields.get("region", _ident, None)
+        endpoint = fields.get("endpoint_url", _url, None)
+        if region is None:
+            self.error(_join(path, "region"), node, "missing: the AWS region of Polly, e.g. us-east-1")
+            return INVALID
+        if not _ok(region, endpoint):
+            return INVALID
+        return (region, endpoint)
 
     def bots_section(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _BOTS_KEYS)

@@ -384,3 +384,26 @@ def test_load_config_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "absent.yaml")
     assert str(info.value).startswith(f"{tmp_path / 'absent.yaml'}: cannot read configuration")
+
+
+# --------------------------------------------------------------------------- speech
+
+
+def test_speech_defaults_to_local() -> None:
+    assert parse_config(VALID, base_dir=Path("/tmp")).speech.engine == "local"
+
+
+def test_speech_polly_section() -> None:
+    cfg = parse_config(VALID + "speech:\n  engine: polly\n  polly:\n    region: eu-west-1\n"
+                       "    endpoint_url: http://127.0.0.1:9999\n", base_dir=Path("/tmp"))
+    assert (cfg.speech.engine, cfg.speech.polly_region, cfg.speech.polly_endpoint_url) == (
+        "polly", "eu-west-1", "http://127.0.0.1:9999")
+
+
+def test_speech_polly_needs_region() -> None:
+    lines = errors(VALID + "speech:\n  engine: polly\n")
+    assert_error(lines, "test.yaml:", "speech.engine", "polly: section")
+    lines = errors(VALID + "speech:\n  engine: polly\n  polly:\n    endpoint_url: http://x\n")
+    assert_error(lines, "test.yaml:", "speech.polly.region", "missing")
+    lines = errors(VALID + "speech:\n  engine: espeak\n")
+    assert_error(lines, "test.yaml:", "speech.engine")
