@@ -62,6 +62,23 @@ def proc_tree(pid: int) -> list[int]:
     return out
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread name (summed over same-named threads) of a process tree."""
+    out: dict[str, float] = {}
+    for p in proc_tree(pid):
+        for stat in glob.glob(f"/proc/{p}/task/[0-9]*/stat"):
+            try:
+                text = open(stat).read()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1:text.rindex(")")]
+            tid = int(stat.split("/")[-2])
+            name = "main" if tid == p else f"{name}/{tid}"
+            fields = text.rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0.0) + sum(int(x) for x in fields[11:13]) / TICK
+    return out
+
+
 def cpu_and_rss(pid: int) -> tuple[float, float]:
     """(CPU seconds used so far incl. reaped children, RSS MB) of a process tree."""
     cpu = rss = 0.0
@@ -85,6 +102,7 @@ class Sampler(threading.Thread):
         self.pid, self.url = pid, metrics_url
         self.window = window
         self.steady_cores: float | None = None
+        self.steady_threads: dict[str, float] = {}
         self.peak_rss = 0.0
         self.peak_calls = 0
         self.stop = threading.Event()
@@ -95,9 +113,12 @@ class Sampler(threading.Thread):
         while not self.stop.wait(0.5):
             now = time.monotonic() - t0
             if mark is None and now >= self.window[0] and self.window[1] > self.window[0]:
-                mark = (now, cpu_and_rss(self.pid)[0])
+                mark = (now, cpu_and_rss(self.pid)[0], thread_cpu(self.pid))
             elif mark is not None and self.steady_cores is None and now >= self.window[1]:
                 self.steady_cores = (cpu_and_rss(self.pid)[0] - mark[1]) / (now - mark[0])
+                after = thread_cpu(self.pid)
+                self.steady_threads = {k: round((v - mark[2].get(k, 0.0)) / (now - mark[0]), 3)
+                                       for k, v in after.items() if v - mark[2].get(k, 0.0) > 0}
             self.peak_rss = max(self.peak_rss, cpu_and_rss(self.pid)[1])
             if self.url:
                 try:
@@ -110,9 +131,11 @@ class Sampler(threading.Thread):
 
 
 def steady_window(args) -> tuple[float, float]:
-    """Seconds into the sipp run during which every call is up (after the ramp, before the first BYE)."""
+    """Seconds into the sipp run during which every call is up: after the ramp, before the
+    first BYE (the first call ends *hold* seconds after the run starts). (0, 0) if none."""
     ramp = args.calls / args.rate
-    return (ramp + 2, ramp + max(2.5, args.hold - 2))
+    start, end = ramp + 1, args.hold - 1
+    return (start, end) if end - start >= 2 else (0, 0)
 
 
 def run_sipp(port: int, calls: int, rate: int, hold_s: float, workdir: Path) -> dict:
@@ -149,16 +172,20 @@ def measured_run(pid: int, metrics_url: str | None, args, port: int, work: Path)
     """The sipp run against *pid*, with its CPU, RSS and steady-state CPU measured from /proc."""
     sampler = Sampler(pid, metrics_url, steady_window(args))
     cpu0, _ = cpu_and_rss(pid)
+    threads0 = thread_cpu(pid)
     t0 = time.monotonic()
     sampler.start()
     res = run_sipp(port, args.calls, args.rate, args.hold, work)
     wall = time.monotonic() - t0
     cpu1, _ = cpu_and_rss(pid)
+    threads1 = thread_cpu(pid)
     sampler.stop.set()
     sampler.join()
     res.update(cpu_s=round(cpu1 - cpu0, 1), wall_s=round(wall, 1), gauge_peak_calls=sampler.peak_calls,
                steady_cores=sampler.steady_cores and round(sampler.steady_cores, 3),
-               peak_rss_mb=round(sampler.peak_rss))
+               steady_threads=sampler.steady_threads, peak_rss_mb=round(sampler.peak_rss),
+               run_threads={k: round(v - threads0.get(k, 0.0), 2) for k, v in threads1.items()
+                            if v - threads0.get(k, 0.0) > 0.05})
     return res
 
 
@@ -271,6 +298,12 @@ def report(name: str, r: dict, calls: int) -> None:
           f"cpu {r['cpu_s']:6.1f} s ({cores:4.2f} cores avg over {r['wall_s']} s)  "
           f"steady {r.get('steady_cores')} cores  rss {r['peak_rss_mb']:5d} MB ({per_call:4.2f} MB/call)  "
           f"INVITE->200 p50 {r['setup_ms_p50']} ms p99 {r['setup_ms_p99']} ms", flush=True)
+    threads = sorted(r.get("steady_threads", {}).items(), key=lambda kv: -kv[1])
+    if threads:
+        print(f"{'':>11}  steady cores by thread: " + ", ".join(f"{k} {v}" for k, v in threads[:8]), flush=True)
+    run = sorted(r.get("run_threads", {}).items(), key=lambda kv: -kv[1])
+    if run:
+        print(f"{'':>11}  CPU s by thread over the run: " + ", ".join(f"{k} {v}" for k, v in run[:10]), flush=True)
 
 
 def main() -> int:

@@ -31,6 +31,7 @@ from .engine.transaction import Limits, Target, Transaction
 from .media.audio import AudioCache, AudioSourceError
 from .media.storage import BucketStore
 from .metrics import Metrics
+from .osthread import set_os_thread_name
 from .routing import Rejection, route_call
 from .sip import events as ev
 from .speech import SpeechError, Synthesizer, make_synthesizer
@@ -94,9 +95,11 @@ class CallManager:
         self.by_tx: dict[str, _Live] = {}
         self.accepting = True
         self.auth_secret = secrets.token_bytes(32)
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audio")
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audio",
+                                       initializer=set_os_thread_name, initargs=("cv-audio",))
         # CDRs are fsynced: write them on their own thread, in order, off the event loop.
-        self.cdr_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdr")
+        self.cdr_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdr",
+                                             initializer=set_os_thread_name, initargs=("cv-cdr",))
         self.limits = Limits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
         self.pending_cdrs = 0
         self.idle = asyncio.Event()         # set when no transaction is live and every CDR is on disk

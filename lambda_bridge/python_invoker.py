@@ -636,9 +636,10 @@ class PythonInvoker(BaseInvoker):
             deadline_ms = int((time.time() + (deadline - loop.time())) * 1000)
             op = worker.send_invoke(event_json, request_id, deadline_ms, ctx)
             msg = await asyncio.shield(op)
-            await worker.wait_output(
-                worker.seq, max(0.01, min(_OUTPUT_SYNC_WAIT_S, deadline - loop.time()))
-            )
+            if not (isinstance(msg, dict) and msg.get("quiet")):
+                await worker.wait_output(
+                    worker.seq, max(0.01, min(_OUTPUT_SYNC_WAIT_S, deadline - loop.time()))
+                )
         except asyncio.CancelledError:
             self._detach(worker, op, deadline)
             raise

@@ -50,6 +50,9 @@ import traceback
 # ---------------------------------------------------------------- logging
 
 _CURRENT_REQUEST_ID: str | None = None
+# Set when the running invocation wrote to stdout/stderr: only then does the worker
+# write the sync markers (and the daemon wait for them) that tie output to the invocation.
+_WROTE = False
 
 
 class _Unbuffered:
@@ -62,11 +65,15 @@ class _Unbuffered:
         return getattr(self.stream, attr)
 
     def write(self, msg):
+        global _WROTE
+        _WROTE = True
         n = self.stream.write(msg)
         self.stream.flush()
         return n
 
     def writelines(self, msgs):
+        global _WROTE
+        _WROTE = True
         self.stream.writelines(msgs)
         self.stream.flush()
 
@@ -269,16 +276,22 @@ def _load_handler(target: str):
 # ---------------------------------------------------------------- main loop
 
 
+_status_fd: list[int] = []
+
+
 def _max_rss_kb() -> int:
     """Peak resident set size of this process image, in KiB.
 
     Linux: VmHWM from /proc (``ru_maxrss`` would include the RSS of the
-    daemon at fork time, as it survives execve)."""
+    daemon at fork time, as it survives execve). /proc/self/status stays open:
+    one pread per invocation."""
     try:
-        with open("/proc/self/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
+        if not _status_fd:
+            _status_fd.append(os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC))
+        data = os.pread(_status_fd[0], 8192, 0)
+        i = data.find(b"VmHWM:")
+        if i >= 0:
+            return int(data[i + 6:data.index(b"\n", i)].split()[0])
     except (OSError, ValueError, IndexError):
         pass
     rss = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -322,7 +335,7 @@ def _extract_trace(tb) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global _CURRENT_REQUEST_ID
+    global _CURRENT_REQUEST_ID, _WROTE
 
     parser = argparse.ArgumentParser(prog="lambda_bridge.python_worker")
     parser.add_argument("--fd", type=int, required=True)
@@ -392,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         seq = int(msg["seq"])
         request_id = msg["request_id"]
         _CURRENT_REQUEST_ID = request_id
+        _WROTE = False
         context = LambdaContext(request_id, int(msg["deadline_ms"]), invoked_function_arn)
         reply: dict
         payload_text: str | None = None
@@ -411,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
                 "errorMessage": str(exc),
                 "stackTrace": _extract_trace(exc.__traceback__),
             }
-        _flush_and_sync(args.sync_token, seq)
+        if _WROTE or "stackTrace" in reply:
+            _flush_and_sync(args.sync_token, seq)
+        else:
+            reply["quiet"] = True           # nothing written: no markers to wait for
         reply["max_rss_kb"] = _max_rss_kb()
         text = json.dumps(reply)
         if payload_text is not None:

