@@ -102,6 +102,11 @@ class CallManager:
                                              initializer=set_os_thread_name, initargs=("cv-cdr",))
         self.limits = Limits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
         self.pending_cdrs = 0
+        self._cdr_queue: list[tuple[_Live, dict]] = []     # records waiting for the writer thread
+        self._cdr_draining = False
+        # (bucket, key) -> (valid until, prepared path, duration): a prompt played to call
+        # after call is checked on disk at most every AUDIO_MEMO_S, not once per call.
+        self._audio_memo: dict[tuple[str, str], tuple[float, str, float]] = {}
         self.idle = asyncio.Event()         # set when no transaction is live and every CDR is on disk
         self.idle.set()
         self.media: Any = None              # the MediaWorker (recordings, in-band DTMF, VoiceFocus)
@@ -238,8 +243,12 @@ class CallManager:
                     self.sip.reject(cid, code)
                 case c.Disconnect(call_id=cid, cause=cause):
                     self.sip.disconnect(cid, cause)
-                case c.PrepareAudio():
-                    self._spawn(live, self._prepare_audio(live, cmd))
+                case c.PrepareAudio(request_id=rid, bucket=bucket, key=key):
+                    hit = self._audio_memo.get((bucket, key))
+                    if hit is not None and hit[0] > self.loop.time():
+                        live.tx.audio_ready(rid, hit[1], hit[2])
+                    else:
+                        self._spawn(live, self._prepare_audio(live, cmd))
                 case c.PrepareSpeech():
                     self._spawn(live, self._prepare_speech(live, cmd))
                 case c.BotRequest():
@@ -350,6 +359,8 @@ class CallManager:
             live.log.exception("audio_prepare_failed", bucket=cmd.bucket, key=cmd.key)
             live.tx.audio_failed(cmd.request_id, "SystemException", "System error while running action")
         else:
+            self._audio_memo[(cmd.bucket, cmd.key)] = (self.loop.time() + AUDIO_MEMO_S, str(prepared.path),
+                                                       prepared.duration_s)
             live.tx.audio_ready(cmd.request_id, str(prepared.path), prepared.duration_s)
         self._run(live)
 
@@ -439,15 +450,32 @@ class CallManager:
             live.log.exception("cdr_build_failed")
             return
         self.pending_cdrs += 1
-        future = self.loop.run_in_executor(self.cdr_writer, self.cdr.write, record)
-        future.add_done_callback(lambda f: self._cdr_done(live, f))
+        self._cdr_queue.append((live, record))
+        if not self._cdr_draining:
+            # Gather what ends in the next moment into one batch: one flush for all of it.
+            self._cdr_draining = True
+            self.loop.call_later(CDR_BATCH_S, self._drain_cdrs)
 
-    def _cdr_done(self, live: _Live, future: asyncio.Future) -> None:
-        self.pending_cdrs -= 1
-        if future.exception() is not None:
-            live.log.error("cdr_write_failed", error=repr(future.exception()))
-        else:
-            live.log.debug("cdr_written", path=str(future.result()))
+    def _drain_cdrs(self) -> None:
+        """Hand every queued record to the writer thread as one batch (group commit); the
+        records that arrive meanwhile form the next batch."""
+        batch, self._cdr_queue = self._cdr_queue, []
+        if not batch:
+            self._cdr_draining = False
+            return
+        future = self.loop.run_in_executor(self.cdr_writer, self.cdr.write_batch, [r for _, r in batch])
+        future.add_done_callback(lambda f: self._cdr_done(batch, f))
+
+    def _cdr_done(self, batch: list[tuple[_Live, dict]], future: asyncio.Future) -> None:
+        self.pending_cdrs -= len(batch)
+        exc = future.exception()
+        results = [exc] * len(batch) if exc is not None else future.result()
+        for (live, _), result in zip(batch, results):
+            if isinstance(result, BaseException):
+                live.log.error("cdr_write_failed", error=repr(result))
+            else:
+                live.log.debug("cdr_written", path=str(result))
+        self._drain_cdrs()
         if not self.by_tx and not self.pending_cdrs:
             self.idle.set()
 
@@ -472,6 +500,10 @@ class CallManager:
             log.warning("calls_left_at_shutdown", count=len(self.by_tx))
         self.pool.shutdown(wait=False)
         self.cdr_writer.shutdown(wait=True)     # nothing is lost: every queued CDR is written
+
+
+AUDIO_MEMO_S = 2.0
+CDR_BATCH_S = 0.05
 
 
 def _synthesizer(cfg: Config) -> Synthesizer:

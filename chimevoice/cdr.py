@@ -13,11 +13,15 @@ extension fields carry native JSON types (integers, ``null``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import datetime as _dt
 import json
 import math
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -301,6 +305,20 @@ def record_relative_path(record: Mapping[str, Any]) -> Path:
     return Path(CDR_FOLDER, f"{day.year:04d}", f"{day.month:02d}", f"{day.day:02d}", name)
 
 
+def _load_syncfs():
+    """libc syncfs(fd): flush one filesystem (Linux); None elsewhere."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+        fn.argtypes = [ctypes.c_int]
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
+
+
 def _makedirs_durable(directory: Path) -> None:
     """mkdir -p, fsync'ing the parent of every directory it creates (so new day folders survive a crash)."""
     missing = []
@@ -339,6 +357,62 @@ class CdrWriter:
         data = (json.dumps(dict(record), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         _makedirs_durable(path.parent)
         return atomic_write_bytes(path, data)
+
+    def write_batch(self, records: list[Mapping[str, Any]]) -> list[Path | Exception]:
+        """Write several records with one flush to disk (group commit).
+
+        Each record goes to a temp file; then one ``syncfs`` makes them all durable,
+        they are renamed into place, and each directory touched is fsynced once. The
+        result is as durable as :meth:`write` per record, for a fraction of the fsyncs.
+        Without ``syncfs`` (not Linux) every record is written with :meth:`write`.
+        Returns, per record, its path or the exception that stopped it."""
+        if len(records) == 1 or _syncfs is None:
+            return [self._write_one(r) for r in records]
+        staged: list[tuple[int, str, Path]] = []
+        out: list[Path | Exception] = []
+        for i, record in enumerate(records):
+            try:
+                path = self.path_for(record)
+                data = (json.dumps(dict(record), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+                _makedirs_durable(path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fchmod(fd, 0o644)
+                finally:
+                    os.close(fd)
+                staged.append((i, tmp, path))
+                out.append(path)
+            except Exception as exc:  # noqa: BLE001 - one bad record must not stop the others
+                out.append(exc)
+        if not staged:
+            return out
+        dirfd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            if _syncfs(dirfd) != 0:
+                raise OSError(ctypes.get_errno(), "syncfs failed")
+        finally:
+            os.close(dirfd)
+        touched: set[Path] = set()
+        for i, tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+                touched.add(path.parent)
+            except OSError as exc:
+                out[i] = exc
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        for directory in touched:
+            fsync_directory(directory)
+        return out
+
+    def _write_one(self, record: Mapping[str, Any]) -> Path | Exception:
+        try:
+            return self.write(record)
+        except Exception as exc:  # noqa: BLE001
+            return exc
 
     async def write_async(self, record: Mapping[str, Any]) -> Path:
         """:meth:`write` in a worker thread (keeps fsync off the event loop)."""

@@ -319,3 +319,24 @@ def test_write_async(tmp_path):
     rec = build_record(**base())
     path = asyncio.run(CdrWriter(tmp_path).write_async(rec))
     assert json.loads(path.read_text()) == rec
+
+
+def test_write_batch_group_commit(tmp_path, monkeypatch):
+    calls = []
+    real = cdr._syncfs
+    assert real is not None, "syncfs is expected on Linux"
+    monkeypatch.setattr(cdr, "_syncfs", lambda fd: calls.append(fd) or real(fd))
+    w = CdrWriter(tmp_path)
+    recs = [build_record(**base(call_id=f"call-{i}")) for i in range(5)]
+    bad = dict(recs[0])
+    bad.pop("StartTimeEpochMilliseconds", None)
+    bad.pop("TimeStampEpochSeconds", None)
+    out = w.write_batch([*recs[:2], bad, *recs[2:]])
+    assert len(calls) == 1                              # one flush for the whole batch
+    assert isinstance(out[2], ValueError)
+    paths = [p for p in out if not isinstance(p, Exception)]
+    assert len(paths) == 5
+    for rec, path in zip(recs, paths):
+        assert json.loads(path.read_text()) == json.loads(json.dumps(rec))
+    # nothing but the five records in the day folder: no temp files left behind
+    assert sorted(os.listdir(paths[0].parent)) == sorted(p.name for p in paths)
