@@ -12,7 +12,7 @@ Printed figures, for chimevoice and for raw_uas:
   the run (daemon + its handler worker processes), RSS (total and per call),
   INVITE->200 OK latency p50/p99 (from sipp's response-time trace).
 
-usage: .venv/bin/python bench/concurrent_calls.py [--calls 1000] [--rate 100] [--hold 20]
+usage: .venv/bin/python bench/concurrent_calls.py [--calls 1000] [--rate 100] [--hold 20] [--handler ivr|listen]
 Loopback only; every run is bounded by --calls and --hold.
 """
 from __future__ import annotations
@@ -210,7 +210,7 @@ def run_chimevoice(args, work: Path) -> dict:
         "voice_connectors": [{"id": "vc-bench", "name": "bench", "host_name": "vc-bench.local",
                               "allow_list": ["127.0.0.0/8"], "phone_numbers": ["+15550100000"]}],
         "sip_media_applications": [{"id": "bench-ivr", "name": "bench-ivr", "handler": {
-            "type": "python", "target": "ivr:handler", "python_path": [str(ROOT / "bench" / "handlers")],
+            "type": "python", "target": f"{args.handler}:handler", "python_path": [str(ROOT / "bench" / "handlers")],
             "workers": args.workers}}],
         "sip_rules": [{"id": "bench-rule", "name": "bench", "trigger_type": "ToPhoneNumber",
                        "trigger_value": "+15550100000",
@@ -314,6 +314,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="handler worker processes (default 2)")
     ap.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ap.add_argument("--skip-raw", action="store_true", help="do not run the raw_uas reference")
+    ap.add_argument("--handler", default="ivr", choices=("ivr", "listen"),
+                    help="ivr: PlayAudio only (default); listen: ReceiveDigits then PlayAudio, so every "
+                         "call runs in-band DTMF detection (sipp offers no telephone-event)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args()
     if shutil.which("sipp") is None:

@@ -147,6 +147,10 @@ class DtmfDetector:
         self._screen_amp2 = 0.8 * float(gain.min()) * self._amp2_min
         self._screen_gain = 1.0 / np.array([gain[:4].min(), gain[4:].min()])  # per group
         self._screen_frac = 0.8 * self.ENERGY_FRACTION / (0.5 * BLOCK)
+        # A chunk quieter than this cannot hold one block with both tones at the screening
+        # level (a block with two tones of squared amplitude >= s has energy >= BLOCK * s;
+        # a tenth of that leaves room for the fit's noise): skip the analysis outright.
+        self._gate_energy = 0.1 * BLOCK * self._screen_amp2
         self._quiet = np.full(LAG, -1, dtype=np.int64)
         # block-to-tone edge offset (see _edge) is at most BLOCK * (1 - ENERGY_FRACTION) - HOP / 2
         self._edge_max = BLOCK * (1.0 - self.ENERGY_FRACTION) - HOP / 2.0
@@ -195,7 +199,12 @@ class DtmfDetector:
         nb = (buf.size - BLOCK) // HOP + 1
         m0 = self._next_block
         self._next_block += nb
-        hits = self._analyse(buf, nb, m0)
+        if self._cur is None and self._alt is None and float(np.dot(buf, buf)) < self._gate_energy:
+            # silence or faint line noise: what _analyse concludes when no block passes screening
+            self._hist_cls = self._quiet if nb >= LAG else np.concatenate((self._hist_cls[nb:], self._quiet[:nb]))
+            hits = []
+        else:
+            hits = self._analyse(buf, nb, m0)
         self._buf = buf[nb * HOP :].copy()
         return hits
 

@@ -42,6 +42,9 @@ log = structlog.get_logger("chimevoice.media")
 
 RATE = 8000
 FRAME = 160                                   # 20 ms at 8 kHz
+# The DTMF detector's cost is mostly per call of feed(): give it 200 ms at a time
+# (a key is then reported at most 200 ms after its minimum duration; docs/media.md).
+INBAND_CHUNK = 1600
 
 
 # -- events to the loop --------------------------------------------------------------
@@ -101,6 +104,8 @@ class _Recording:
 class _Leg:
     leg_id: str
     inband: DtmfDetector | None = None
+    inband_buf: list[np.ndarray] = field(default_factory=list)
+    inband_n: int = 0
     focus: Any = None                          # a VoiceFocus suppressor, or None
     recordings: dict[str, _Recording] = field(default_factory=dict)
 
@@ -208,6 +213,7 @@ class MediaWorker:
             leg.inband = DtmfDetector(RATE)
         elif not enabled:
             leg.inband = None
+            leg.inband_buf, leg.inband_n = [], 0
         self._update_taps(leg)
 
     def _set_focus(self, leg_id: str, enabled: bool) -> None:
@@ -228,8 +234,13 @@ class MediaWorker:
         self.frames_processed += len(x) // FRAME
         if track == "in":
             if leg.inband is not None:
-                for hit in leg.inband.feed(x):
-                    self._post(InbandDigit(leg_id, hit.digit))
+                leg.inband_buf.append(x)
+                leg.inband_n += len(x)
+                if leg.inband_n >= INBAND_CHUNK:
+                    chunk = np.concatenate(leg.inband_buf) if len(leg.inband_buf) > 1 else leg.inband_buf[0]
+                    leg.inband_buf, leg.inband_n = [], 0
+                    for hit in leg.inband.feed(chunk):
+                        self._post(InbandDigit(leg_id, hit.digit))
             if leg.recordings:
                 clean = leg.focus.process(x) if leg.focus is not None else x
                 for rec in list(leg.recordings.values()):
