@@ -32,8 +32,8 @@ def handler_config(app: SipMediaApplication, config_dir: Path) -> HandlerConfig:
 
 def voice_focus_factory():
     """What makes one VoiceFocus noise suppressor (one per leg that enables it)."""
-    from .media.voicefocus import NoiseSuppressor
-    return NoiseSuppressor
+    from .media.voicefocus import VoiceFocus
+    return VoiceFocus
 
 
 def endpoint_settings(cfg: Config):

@@ -217,11 +217,13 @@ class MediaWorker:
         self._update_taps(leg)
 
     def _set_focus(self, leg_id: str, enabled: bool) -> None:
+        """One VoiceFocus per leg, switched on and off in place: its constant one-frame
+        delay means a switch never shifts the leg's audio (docs/voicefocus.md)."""
         leg = self._leg(leg_id)
-        if enabled and leg.focus is None and self._focus_factory is not None:
-            leg.focus = self._focus_factory()
-        elif not enabled:
-            leg.focus = None
+        if leg.focus is None and enabled and self._focus_factory is not None:
+            leg.focus = self._focus_factory(enabled=True)
+        elif leg.focus is not None:
+            leg.focus.enabled = enabled
         self._update_taps(leg)
 
     def _audio(self, leg_id: str, track: str, pcm: bytes) -> None:
