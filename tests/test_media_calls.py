@@ -20,11 +20,11 @@ from tests.support.harness import Daemon, free_port, handler_app, read_events, w
 pytestmark = pytest.mark.sip
 
 APP = "55555555-0000-4000-8000-000000000001"
-N = "+155505000"                      # +15550500001 .. 09
+N = "+155505000"                      # +15550500001 .. 11
 
 
 def _config(d: Daemon, events: Path) -> None:
-    numbers = [f"{N}{i:02d}" for i in range(1, 10)]
+    numbers = [f"{N}{i:02d}" for i in range(1, 12)]
     rules = [{"id": f"66666666-0000-4000-8000-{i:012d}", "name": f"media-{i}", "trigger_type": "ToPhoneNumber",
               "trigger_value": number, "target_applications": [{"sip_media_application_id": APP, "priority": 1}]}
              for i, number in enumerate(numbers)]
@@ -298,3 +298,30 @@ def test_voice_focus_raises_snr_of_the_recording(daemon, tmp_path):
     daemon.wait_log("voice_focus", enabled=True)
     # White noise at 10 dB SNR: the floor between words drops by well over 6 dB with VoiceFocus.
     assert ratios["on"] - ratios["off"] > 6, ratios
+
+
+def test_speak_bad_ssml_gets_spec_error(daemon):
+    res = daemon.call(user=f"{N}10", max_seconds=10)
+    evs = wait_events(daemon, f"{N}10")
+    failed = [e for e in evs if e["InvocationEventType"] == "ACTION_FAILED"]
+    assert failed, kinds(evs)
+    assert failed[0]["ActionData"]["Type"] == "Speak"
+    assert failed[0]["ActionData"]["ErrorType"] == "InvalidActionParameter"
+    assert failed[0]["ActionData"]["ErrorMessage"] == "Text parameter value is not valid SSML."
+    assert not res["answered"] or res["hangup_by"] == "remote", res
+
+
+def test_speak_ssml_is_heard(daemon, tmp_path):
+    heard = tmp_path / "heard.wav"
+    res = daemon.call(user=f"{N}11", max_seconds=10, record=heard)
+    assert res["answered"], res
+    evs = wait_events(daemon, f"{N}11")
+    assert kinds(evs) == ["NEW_INBOUND_CALL", "HANGUP"], kinds(evs)
+    x, _ = read_pcm(heard)
+    x = x.astype(float)
+    voiced = [i for i in range(0, len(x) - 160, 160) if np.abs(x[i:i + 160]).max() > 1500]
+    span = (voiced[-1] - voiced[0]) / 8000
+    assert 0.9 < span < 3.5, span              # "Hello", a 300 ms break, "caller."
+    # the break is there: a silent stretch of at least 250 ms inside the speech
+    quiet = [b - a for a, b in zip(voiced, voiced[1:])]
+    assert max(quiet) >= 0.25 * 8000, max(quiet) / 8000

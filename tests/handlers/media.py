@@ -47,6 +47,15 @@ def handler(event, context):
             return respond([record_audio(cid, DurationInSeconds="3")])
         if n == "08":       # bad parameters
             return respond([send(cid, "12x")])
+        if n == "10":       # SSML that is not well-formed
+            return respond([{"Type": "Speak", "Parameters": {
+                "CallId": cid, "Text": "<speak><prosody rate='fast'>Hello</speak>", "TextType": "ssml",
+                "VoiceId": "Joanna"}}])
+        if n == "11":       # Speak with valid SSML and no CallId (reading 4)
+            # (the test phone drops the first 0.5 s it receives, whoever sends: pause first)
+            return respond([pause(cid, 700), {"Type": "Speak", "Parameters": {
+                "Text": "<speak>Hello <break time='300ms'/> caller.</speak>", "TextType": "ssml"}},
+                pause(cid, 300), hangup(cid)])
         if n == "09":       # a long recording (killed mid-way by the test)
             return respond([record_audio(cid, DurationInSeconds="30")])
     if kind == "ACTION_SUCCESSFUL" and event["ActionData"]["Type"] == "StartCallRecording":
