@@ -3,7 +3,6 @@
 RFC 2833 events from a pcap. The handler (tests/handlers/digits.py) records every event."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import pytest
 
 from chimevoice.media.analysis import goertzel_power
 from chimevoice.media.audio import read_pcm
-from tests.support.harness import ROOT, Daemon, free_port, handler_app, read_events, sipp, write_tone
+from tests.support.harness import (ROOT, Daemon, free_port, handler_app, module_daemon, number_rules,
+                                   read_events, sipp, write_tone)
 
 pytestmark = pytest.mark.sip
 
@@ -23,19 +23,10 @@ PCAPS = Path("/usr/share/sip-tester")
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    if shutil.which("sipp") is None:
-        pytest.fail("sipp (Debian package sip-tester) is required; run scripts/bootstrap")
-    work = tmp_path_factory.mktemp("digits")
-    events = work / "events"
-    events.mkdir()
-    d = Daemon(work, free_port())
-    d.events = events
+    d = module_daemon(tmp_path_factory, "digits")
     numbers = [f"{N}{i:02d}" for i in range(1, 6)]
-    rules = [{"id": f"44444444-0000-4000-8000-{i:012d}", "name": f"digits-{i}", "trigger_type": "ToPhoneNumber",
-              "trigger_value": number, "target_applications": [{"sip_media_application_id": APP, "priority": 1}]}
-             for i, number in enumerate(numbers)]
-    d.write_config([handler_app(APP, "digits", "digits:handler", {"EVENTS_DIR": str(events)})],
-                   rules=rules, numbers=numbers)
+    d.write_config([handler_app(APP, "digits", "digits:handler", {"EVENTS_DIR": str(d.events)})],
+                   rules=number_rules(numbers, APP, "44444444-0000-4000-8000", "digits"), numbers=numbers)
     write_tone(d.prompts / "prompt3s.wav", 1000, 3.0)
     write_tone(d.prompts / "tone1000.wav", 1000, 1.0)
     write_tone(d.prompts / "failure400.wav", 400, 0.5)

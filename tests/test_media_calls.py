@@ -3,7 +3,6 @@ in-band DTMF detection, RecordAudio, call recording (stereo, pause/resume), Voic
 and a recording cut short by kill -9. The handler is tests/handlers/media.py."""
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 import wave
@@ -15,7 +14,8 @@ import pytest
 from chimevoice.media.analysis import dominant_frequency, goertzel_power
 from chimevoice.media.audio import read_pcm
 from chimevoice.media.dtmf import DtmfDetector
-from tests.support.harness import Daemon, free_port, handler_app, read_events, write_tone
+from tests.support.harness import (Daemon, free_port, handler_app, module_daemon, number_rules, read_events,
+                                   write_tone)
 
 pytestmark = pytest.mark.sip
 
@@ -25,24 +25,15 @@ N = "+155505000"                      # +15550500001 .. 11
 
 def _config(d: Daemon, events: Path) -> None:
     numbers = [f"{N}{i:02d}" for i in range(1, 12)]
-    rules = [{"id": f"66666666-0000-4000-8000-{i:012d}", "name": f"media-{i}", "trigger_type": "ToPhoneNumber",
-              "trigger_value": number, "target_applications": [{"sip_media_application_id": APP, "priority": 1}]}
-             for i, number in enumerate(numbers)]
     d.write_config([handler_app(APP, "media", "media:handler", {"EVENTS_DIR": str(events)})],
-                   rules=rules, numbers=numbers)
+                   rules=number_rules(numbers, APP, "66666666-0000-4000-8000", "media"), numbers=numbers)
     write_tone(d.prompts / "tone400.wav", 400, 1.0)
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    if shutil.which("sipp") is None:
-        pytest.fail("sipp (Debian package sip-tester) is required; run scripts/bootstrap")
-    work = tmp_path_factory.mktemp("media")
-    events = work / "events"
-    events.mkdir()
-    d = Daemon(work, free_port())
-    d.events = events
-    _config(d, events)
+    d = module_daemon(tmp_path_factory, "media")
+    _config(d, d.events)
     d.start()
     yield d
     code = d.stop()

@@ -261,7 +261,8 @@ def inspect_wav(fh: BinaryIO, file_size: int | None = None) -> WavInfo:
 # ---------------------------------------------------------------------------------------
 
 
-def _pcm16_header(rate: int, data_bytes: int, channels: int = 1) -> bytes:
+def pcm16_header(rate: int, data_bytes: int, channels: int = 1) -> bytes:
+    """The canonical 44-byte header of a 16-bit PCM WAV holding *data_bytes* of audio."""
     return struct.pack(
         "<4sI4s4sIHHIIHH4sI",
         b"RIFF",
@@ -294,7 +295,7 @@ def write_pcm16_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int
     data = arr.astype("<i2", copy=False).tobytes()
     path = Path(path)
     with atomic_writer(path) as fh:
-        fh.write(_pcm16_header(rate, len(data), channels))
+        fh.write(pcm16_header(rate, len(data), channels))
         fh.write(data)
     return path
 
@@ -506,14 +507,14 @@ class AudioCache:
     def _convert(self, fh: BinaryIO, info: WavInfo, out_path: Path) -> int:
         frames = 0
         with atomic_writer(out_path) as out:
-            out.write(_pcm16_header(self.rate, 0))
+            out.write(pcm16_header(self.rate, 0))
             for block in _decode_mono(fh, info, self.rate):
                 out.write(block.astype("<i2", copy=False).tobytes())
                 frames += block.size
             if frames == 0:
                 raise AudioSourceError.invalid("empty", "no audio frames")
             out.seek(0)
-            out.write(_pcm16_header(self.rate, frames * 2))
+            out.write(pcm16_header(self.rate, frames * 2))
         return frames
 
 

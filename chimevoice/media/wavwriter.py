@@ -38,6 +38,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .audio import pcm16_header
+
 __all__ = [
     "HEADER_BYTES",
     "PART_SUFFIX",
@@ -51,27 +53,11 @@ __all__ = [
 
 HEADER_BYTES = 44
 PART_SUFFIX = ".part"
-WAVE_FORMAT_PCM = 0x0001
 _MAX_DATA = 0xFFFFFFFF - (HEADER_BYTES - 8)  # RIFF size field is 32 bits
 
 
 def _header(rate: int, channels: int, data_bytes: int) -> bytes:
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        36 + data_bytes,
-        b"WAVE",
-        b"fmt ",
-        16,
-        WAVE_FORMAT_PCM,
-        channels,
-        rate,
-        rate * channels * 2,
-        channels * 2,
-        16,
-        b"data",
-        data_bytes,
-    )
+    return pcm16_header(rate, data_bytes, channels)
 
 
 def _fsync_dir(path: Path) -> None:

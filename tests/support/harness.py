@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +45,25 @@ def handler_app(app_id: str, name: str, target: str, env: dict | None = None, **
     return {"id": app_id, "name": name, "handler": {
         "type": "python", "target": target, "python_path": [str(HANDLERS)],
         "environment": env or {}, **handler}}
+
+
+def number_rules(numbers: list[str], app_id: str, id_prefix: str, name: str) -> list[dict]:
+    """One ToPhoneNumber SIP rule per number, all to *app_id* (ids ``<id_prefix>-<12 digits>``)."""
+    return [{"id": f"{id_prefix}-{i:012d}", "name": f"{name}-{i}", "trigger_type": "ToPhoneNumber",
+             "trigger_value": number, "target_applications": [{"sip_media_application_id": app_id, "priority": 1}]}
+            for i, number in enumerate(numbers)]
+
+
+def module_daemon(tmp_path_factory, name: str) -> "Daemon":
+    """A Daemon in a fresh work directory with an ``events`` folder for handlers to write to
+    (``d.events``); sipp must be installed."""
+    if shutil.which("sipp") is None:
+        pytest.fail("sipp (Debian package sip-tester) is required; run scripts/bootstrap")
+    work = tmp_path_factory.mktemp(name)
+    d = Daemon(work, free_port())
+    d.events = work / "events"
+    d.events.mkdir()
+    return d
 
 
 @dataclass
