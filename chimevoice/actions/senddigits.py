@@ -11,7 +11,7 @@ from typing import Any
 
 from chimevoice.engine.errors import (INVALID_ACTION_PARAMETER, MISSING_REQUIRED_ACTION_PARAMETER,
                                       MSG_BAD_LEG, ActionError)
-from chimevoice.engine.values import ParamError, is_blank, opt_int
+from chimevoice.engine.values import ParamError, opt_int
 
 from .base import Action
 
@@ -45,19 +45,6 @@ def parse_tone_ms(params: dict[str, Any]) -> int:
     return ms
 
 
-def signal_duration_ms(digits: str, tone_ms: int, gap_ms: int = GAP_MS) -> int:
-    """How long sending *digits* takes: tones, gaps between consecutive tones, 500 ms a comma."""
-    total = 0
-    for i, ch in enumerate(digits):
-        if ch == ",":
-            total += 500
-            continue
-        total += tone_ms
-        if i + 1 < len(digits):
-            total += gap_ms
-    return total
-
-
 class SendDigits(Action):
     type_name = "SendDigits"
 
@@ -83,4 +70,4 @@ class SendDigits(Action):
             self.send_id = None
 
 
-__all__ = ["SendDigits", "parse_digits", "parse_tone_ms", "signal_duration_ms", "is_blank"]
+__all__ = ["SendDigits", "parse_digits", "parse_tone_ms"]
