@@ -145,6 +145,8 @@ class CallManager:
                 tx.leg_disconnected(event.leg_id, by_remote=event.by_remote)
             elif isinstance(event, ev.DtmfReceived):
                 live.log.info("dtmf_received", digit=event.digit, method=event.method)
+                if self.media is not None and tx.call_recordings:
+                    self.media.key_pressed(event.leg_id, event.digit)
                 tx.dtmf(event.leg_id, event.digit)
             elif isinstance(event, ev.PlaybackFinished):
                 tx.playback_finished(event.leg_id, event.play_id)
@@ -313,7 +315,7 @@ class CallManager:
                       bucket=cmd.bucket, key=cmd.key, track=cmd.track)
         self.media.start_recording(cmd.call_id, cmd.record_id, path, track=cmd.track, max_s=cmd.max_s,
                                    silence_s=cmd.silence_s, silence_threshold=cmd.silence_threshold,
-                                   metadata=dict(cmd.metadata))
+                                   metadata=dict(cmd.metadata), render_keys=cmd.call_recording)
 
     def _spawn(self, live: _Live, coro) -> None:
         task = self.loop.create_task(coro)

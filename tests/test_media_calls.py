@@ -20,11 +20,11 @@ from tests.support.harness import (Daemon, free_port, handler_app, module_daemon
 pytestmark = pytest.mark.sip
 
 APP = "55555555-0000-4000-8000-000000000001"
-N = "+155505000"                      # +15550500001 .. 11
+N = "+155505000"                      # +15550500001 .. 12
 
 
 def _config(d: Daemon, events: Path) -> None:
-    numbers = [f"{N}{i:02d}" for i in range(1, 12)]
+    numbers = [f"{N}{i:02d}" for i in range(1, 13)]
     d.write_config([handler_app(APP, "media", "media:handler", {"EVENTS_DIR": str(events)})],
                    rules=number_rules(numbers, APP, "66666666-0000-4000-8000", "media"), numbers=numbers)
     write_tone(d.prompts / "tone400.wav", 400, 1.0)
@@ -316,3 +316,16 @@ def test_speak_ssml_is_heard(daemon, tmp_path):
     # the break is there: a silent stretch of at least 250 ms inside the speech
     quiet = [b - a for a, b in zip(voiced, voiced[1:])]
     assert max(quiet) >= 0.25 * 8000, max(quiet) / 8000
+
+
+def test_keys_sent_out_of_band_are_heard_in_the_call_recording(daemon):
+    res = daemon.call(user=f"{N}12", max_seconds=10, dtmf=["1.5:5"])
+    assert res["answered"], res
+    wait_events(daemon, f"{N}12")
+    started = [e for e in daemon.logs() if e.get("event") == "recording_started" and e.get("key", "").startswith("keys/")]
+    assert started, "no call recording started"
+    daemon.wait_log("recording_finished", path=str(daemon.prompts / started[-1]["key"]))
+    x, _ = read_pcm(daemon.prompts / started[-1]["key"])
+    hits = DtmfDetector().feed(x)
+    assert [h.digit for h in hits] == ["5"], hits      # the RFC 4733 key, rendered as its tone
+    assert 1.0 < hits[0].start_s < 2.5, hits

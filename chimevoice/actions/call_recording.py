@@ -100,7 +100,7 @@ class StartCallRecording(_RecordingAction):
     def _begin(self) -> None:
         rec = self.rec
         rec.record_id = self.ctx.start_recording(
-            self.leg, rec.bucket, rec.key, track=rec.track,
+            self.leg, rec.bucket, rec.key, track=rec.track, call_recording=True,
             metadata=(("transaction-id", self.ctx.transaction_id), ("call-id", self.leg.call_id),
                       ("recording-audio-file-format", "audio/wav")))
         self.ctx.call_recordings[self.leg.call_id] = rec

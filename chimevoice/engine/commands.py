@@ -128,6 +128,7 @@ class StartRecording:
     silence_s: float | None = None
     silence_threshold: int = 200
     metadata: tuple[tuple[str, str], ...] = ()
+    call_recording: bool = False    # keys sent out of band are rendered as tones into it (02a §2.3)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DtmfDetector", "DtmfHit", "DIGITS", "LOW_FREQS", "HIGH_FREQS", "dbm0_to_amplitude"]
+__all__ = ["DtmfDetector", "DtmfHit", "DIGITS", "LOW_FREQS", "HIGH_FREQS", "dbm0_to_amplitude", "dtmf_tone"]
 
 LOW_FREQS = (697.0, 770.0, 852.0, 941.0)
 HIGH_FREQS = (1209.0, 1336.0, 1477.0, 1633.0)
@@ -75,6 +75,17 @@ DBM0_BELOW_FULL_SCALE_DB = 3.14  # 0 dBm0 sine = full-scale sine - 3.14 dB
 def dbm0_to_amplitude(dbm0: float) -> float:
     """Peak amplitude (full scale = 1) of a sine at ``dbm0``."""
     return float(10.0 ** ((dbm0 - DBM0_BELOW_FULL_SCALE_DB) / 20.0))
+
+
+def dtmf_tone(digit: str, seconds: float = 0.1, level_dbm0: float = -10.0, rate: int = RATE) -> np.ndarray:
+    """The dual tone of *digit* (``0-9 * # A-D``) as int16, each tone at *level_dbm0*, 5 ms ramps."""
+    i = DIGITS.index(digit.upper())
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    amp = dbm0_to_amplitude(level_dbm0) * 32767
+    x = amp * (np.sin(2 * np.pi * LOW_FREQS[i // 4] * t) + np.sin(2 * np.pi * HIGH_FREQS[i % 4] * t))
+    ramp = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.005 * rate))
+    return np.round(x * ramp).astype(np.int16)
 
 
 @dataclass(frozen=True)

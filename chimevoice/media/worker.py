@@ -34,7 +34,7 @@ import numpy as np
 import structlog
 
 from ..osthread import set_os_thread_name
-from .dtmf import DtmfDetector
+from .dtmf import DtmfDetector, dtmf_tone
 from .silence import SilenceDetector
 from .wavwriter import PART_SUFFIX, WavWriter, marker_tone, recover
 
@@ -85,6 +85,8 @@ class _Recording:
     journal: Path | None
     paused: bool = False
     marker: np.ndarray | None = None           # tone still to write over the audio
+    render_keys: bool = False
+    key_tone: np.ndarray | None = None         # an out-of-band key, still to mix into INCOMING
     written: int = 0                           # samples per channel
     pend_in: list[np.ndarray] = field(default_factory=list)
     pend_out: list[np.ndarray] = field(default_factory=list)
@@ -159,9 +161,12 @@ class MediaWorker:
 
     def start_recording(self, leg_id: str, record_id: str, path: Path, *, track: str = "INCOMING",
                         max_s: float | None = None, silence_s: float | None = None,
-                        silence_threshold: float = 200, metadata: dict[str, str] | None = None) -> None:
+                        silence_threshold: float = 200, metadata: dict[str, str] | None = None,
+                        render_keys: bool = False) -> None:
+        """*render_keys*: keys the leg sends out of band are mixed into the recording's
+        INCOMING audio as tones (call recording; RecordAudio's terminators are not kept)."""
         self._call(self._start_recording, leg_id, record_id, Path(path), track, max_s, silence_s,
-                   silence_threshold, dict(metadata or {}))
+                   silence_threshold, dict(metadata or {}), render_keys)
 
     def stop_recording(self, leg_id: str, record_id: str, reason: str = "stopped") -> None:
         self._call(self._stop_recording, leg_id, record_id, reason)
@@ -171,6 +176,11 @@ class MediaWorker:
 
     def leg_ended(self, leg_id: str) -> None:
         self._call(self._leg_ended, leg_id)
+
+    def key_pressed(self, leg_id: str, digit: str) -> None:
+        """A key the leg sent out of band (RFC 4733, SIP INFO): its tone goes into the leg's
+        recordings, as the caller's keys are heard in Chime's (02a §2.3)."""
+        self._call(self._key_pressed, leg_id, digit)
 
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -256,7 +266,7 @@ class MediaWorker:
     # -- recordings ---------------------------------------------------------------------
     def _start_recording(self, leg_id: str, record_id: str, path: Path, track: str,
                          max_s: float | None, silence_s: float | None, threshold: float,
-                         metadata: dict[str, str]) -> None:
+                         metadata: dict[str, str], render_keys: bool = False) -> None:
         leg = self._leg(leg_id)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,12 +284,15 @@ class MediaWorker:
         rec = _Recording(record_id, leg_id, path, track, writer,
                          None if max_s is None else int(max_s * RATE),
                          None if silence_s is None else SilenceDetector(silence_s, threshold, rate=RATE),
-                         journal)
+                         journal, render_keys=render_keys)
         leg.recordings[record_id] = rec
         self._update_taps(leg)
         self._post(RecordingStarted(leg_id, record_id))
 
     def _feed(self, leg: _Leg, rec: _Recording, xin: np.ndarray | None, xout: np.ndarray | None) -> None:
+        if xin is not None and rec.key_tone is not None:
+            xin = _mix_in(xin, rec.key_tone[:len(xin)])
+            rec.key_tone = rec.key_tone[len(xin):] if len(rec.key_tone) > len(xin) else None
         if rec.track == "BOTH":
             if xin is not None:
                 rec.pend_in.append(xin)
@@ -333,6 +346,18 @@ class MediaWorker:
             self._finish(leg, rec, "silence")
         elif rec.max_samples is not None and rec.written >= rec.max_samples:
             self._finish(leg, rec, "duration")
+
+    def _key_pressed(self, leg_id: str, digit: str) -> None:
+        leg = self._legs.get(leg_id)
+        if leg is None:
+            return
+        try:
+            tone = dtmf_tone(digit)
+        except ValueError:
+            return
+        for rec in leg.recordings.values():
+            if rec.wants_in and rec.render_keys:
+                rec.key_tone = tone
 
     def _pause_recording(self, leg_id: str, record_id: str, paused: bool) -> None:
         leg = self._legs.get(leg_id)
@@ -390,6 +415,12 @@ class MediaWorker:
     def _close_all(self) -> None:
         for leg_id in list(self._legs):
             self._leg_ended(leg_id)
+
+
+def _mix_in(x: np.ndarray, tone: np.ndarray) -> np.ndarray:
+    out = x.astype(np.int32)
+    out[:len(tone)] += tone
+    return np.clip(out, -32768, 32767).astype(np.int16)
 
 
 def _take(chunks: list[np.ndarray], n: int) -> np.ndarray:

@@ -56,6 +56,10 @@ def handler(event, context):
             return respond([pause(cid, 700), {"Type": "Speak", "Parameters": {
                 "Text": "<speak>Hello <break time='300ms'/> caller.</speak>", "TextType": "ssml"}},
                 pause(cid, 300), hangup(cid)])
+        if n == "12":       # call recording of the caller while a key is pressed (RFC 4733)
+            return respond([recording("StartCallRecording", cid, Track="INCOMING",
+                                      Destination={"Type": "S3", "Location": f"{BUCKET}/keys"}),
+                            pause(cid, 3000), recording("StopCallRecording", cid), hangup(cid)])
         if n == "09":       # a long recording (killed mid-way by the test)
             return respond([record_audio(cid, DurationInSeconds="30")])
     if kind == "ACTION_SUCCESSFUL" and event["ActionData"]["Type"] == "StartCallRecording":
