@@ -145,6 +145,7 @@ class CallManager:
                 tx.leg_disconnected(event.leg_id, by_remote=event.by_remote)
             elif isinstance(event, ev.DtmfReceived):
                 live.log.info("dtmf_received", digit=event.digit, method=event.method)
+                self.metrics.inc("dtmf_digits_total", method=event.method)
                 if self.media is not None and tx.call_recordings:
                     self.media.key_pressed(event.leg_id, event.digit)
                 tx.dtmf(event.leg_id, event.digit)
@@ -152,6 +153,7 @@ class CallManager:
                 tx.playback_finished(event.leg_id, event.play_id)
             elif isinstance(event, ev.DigitsSent):
                 live.log.info("digits_sent", send_id=event.send_id, method=event.method)
+                self.metrics.inc("digits_sent_total", method=event.method)
                 tx.digits_sent(event.leg_id, event.send_id)
             elif isinstance(event, ev.CommandFailed):
                 tx.sip_command_failed(event.leg_id, event.command, event.message)
@@ -173,10 +175,12 @@ class CallManager:
             tx = live.tx
             if isinstance(event, mw.InbandDigit):
                 live.log.info("dtmf_received", digit=event.digit, method="inband")
+                self.metrics.inc("dtmf_digits_total", method="inband")
                 tx.dtmf(event.leg_id, event.digit)
             elif isinstance(event, mw.RecordingStarted):
                 tx.recording_started(event.leg_id, event.record_id)
             elif isinstance(event, mw.RecordingStopped):
+                self.metrics.inc("recordings_total", reason=event.reason)
                 tx.recording_stopped(event.leg_id, event.record_id, event.reason, event.error, event.duration_s)
             else:
                 return

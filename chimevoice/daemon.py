@@ -113,6 +113,9 @@ class Daemon:
         from aiohttp import web
 
         async def metrics(_request):
+            if manager.media is not None:
+                for name, value in manager.media.stats().items():
+                    self.metrics.gauge(name, value)
             return web.Response(text=self.metrics.render(), content_type="text/plain")
 
         async def health(_request):

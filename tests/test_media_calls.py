@@ -33,6 +33,7 @@ def _config(d: Daemon, events: Path) -> None:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     d = module_daemon(tmp_path_factory, "media")
+    d.http_port = free_port()
     _config(d, d.events)
     d.start()
     yield d
@@ -329,3 +330,25 @@ def test_keys_sent_out_of_band_are_heard_in_the_call_recording(daemon):
     hits = DtmfDetector().feed(x)
     assert [h.digit for h in hits] == ["5"], hits      # the RFC 4733 key, rendered as its tone
     assert 1.0 < hits[0].start_s < 2.5, hits
+
+
+def test_metrics_count_media_work(daemon):
+    """/metrics counts digits sent and received by method, and recordings by how they ended."""
+    import urllib.request
+    assert daemon.call(user=f"{N}01", max_seconds=15)["answered"]                       # SendDigits
+    assert daemon.call(user=f"{N}01", max_seconds=15, no_telephone_event=True)["answered"]
+    assert daemon.call(user=f"{N}03", max_seconds=15)["answered"]                       # silence
+    assert daemon.call(user=f"{N}05", max_seconds=15, no_telephone_event=True, dtmf=["1.0:123#"],
+                       dtmf_method="inband")["answered"]
+    daemon.wait_log("recording_finished", reason="silence")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.http_port}/metrics", timeout=5).read().decode()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        values[name] = float(value)
+    assert values.get('chimevoice_digits_sent_total{method="rfc4733"}', 0) >= 1, text
+    assert values.get('chimevoice_digits_sent_total{method="inband"}', 0) >= 1, text
+    assert values.get('chimevoice_dtmf_digits_total{method="inband"}', 0) >= 4, text
+    assert values.get('chimevoice_recordings_total{reason="silence"}', 0) >= 1, text
+    assert values.get("chimevoice_media_frames_processed", 0) > 0, text
+    assert values.get("chimevoice_recordings_open") == 0, text

@@ -146,6 +146,16 @@ class MediaWorker:
         self._thread.join(timeout)
         self._thread = None
 
+    def stats(self) -> dict[str, float]:
+        """Gauges for /metrics (read from another thread: a snapshot, not exact)."""
+        legs = list(self._legs.values())
+        return {"media_worker_busy_seconds": round(self.busy_s, 3),
+                "media_frames_processed": self.frames_processed,
+                "media_legs_tapped": len(self._taps),
+                "media_inband_detectors": sum(1 for leg in legs if leg.inband is not None),
+                "media_voice_focus_legs": sum(1 for leg in legs if leg.focus is not None and leg.focus.enabled),
+                "recordings_open": sum(len(leg.recordings) for leg in legs)}
+
     # -- inputs (any thread) ----------------------------------------------------------
     def on_audio(self, batch: list[tuple[str, str, bytes]]) -> None:
         self._q.put(("audio", batch, None))

@@ -73,6 +73,7 @@ class Daemon:
     proc: subprocess.Popen | None = None
     config_path: Path | None = None
     extra_listeners: list[dict] = field(default_factory=list)
+    http_port: int | None = None             # serve /metrics and /health there (--http)
 
     @property
     def prompts(self) -> Path:
@@ -113,7 +114,8 @@ class Daemon:
         assert self.config_path is not None
         self.log_path = self.workdir / "daemon.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chimevoice", "run", "-c", str(self.config_path), "--drain-seconds", "1"],
+            [sys.executable, "-m", "chimevoice", "run", "-c", str(self.config_path), "--drain-seconds", "1",
+             *(["--http", f"127.0.0.1:{self.http_port}"] if self.http_port else [])],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
