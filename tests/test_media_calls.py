@@ -20,11 +20,11 @@ from tests.support.harness import (Daemon, free_port, handler_app, module_daemon
 pytestmark = pytest.mark.sip
 
 APP = "55555555-0000-4000-8000-000000000001"
-N = "+155505000"                      # +15550500001 .. 12
+N = "+155505000"                      # +15550500001 .. 13
 
 
 def _config(d: Daemon, events: Path) -> None:
-    numbers = [f"{N}{i:02d}" for i in range(1, 13)]
+    numbers = [f"{N}{i:02d}" for i in range(1, 14)]
     d.write_config([handler_app(APP, "media", "media:handler", {"EVENTS_DIR": str(events)})],
                    rules=number_rules(numbers, APP, "66666666-0000-4000-8000", "media"), numbers=numbers)
     write_tone(d.prompts / "tone400.wav", 400, 1.0)
@@ -143,6 +143,18 @@ def test_record_audio_terminator(daemon, tmp_path):
     assert ok["ActionData"]["RecordingTerminatorUsed"] == "#"
     with wave.open(str(_recording(daemon, ok))) as w:
         assert 0.5 < w.getnframes() / 8000 < 1.5, w.getnframes()
+
+
+def test_record_audio_to_unknown_bucket_fails_with_upload_error(daemon):
+    res = daemon.call(user=f"{N}13", max_seconds=10)
+    evs = wait_events(daemon, f"{N}13")
+    failed = [e for e in evs if e["InvocationEventType"] == "ACTION_FAILED"]
+    assert failed, kinds(evs)
+    assert failed[0]["ActionData"]["ErrorType"] == "InvalidActionParameter"
+    assert failed[0]["ActionData"]["ErrorMessage"] == "Error occurred while uploading recording to S3 bucket."
+    log = daemon.wait_log("recording_destination_failed", bucket="no-such-bucket")
+    assert log["CallId"] == evs[0]["CallDetails"]["Participants"][0]["CallId"]
+    assert res["answered"]          # RecordAudio answers first, as the service does
 
 
 def test_record_audio_stops_on_silence(daemon):

@@ -60,6 +60,9 @@ def handler(event, context):
             return respond([recording("StartCallRecording", cid, Track="INCOMING",
                                       Destination={"Type": "S3", "Location": f"{BUCKET}/keys"}),
                             pause(cid, 3000), recording("StopCallRecording", cid), hangup(cid)])
+        if n == "13":       # a bucket the server does not have
+            return respond([{"Type": "RecordAudio", "Parameters": {
+                "CallId": cid, "RecordingDestination": {"Type": "S3", "BucketName": "no-such-bucket"}}}])
         if n == "09":       # a long recording (killed mid-way by the test)
             return respond([record_audio(cid, DurationInSeconds="30")])
     if kind == "ACTION_SUCCESSFUL" and event["ActionData"]["Type"] == "StartCallRecording":
