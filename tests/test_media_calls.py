@@ -63,6 +63,16 @@ def kinds(evs: list[dict]) -> list[str]:
     return [e["InvocationEventType"] for e in evs]
 
 
+def action_failed(d: Daemon, number: str) -> tuple[dict, list[dict], dict]:
+    """Call *number*: the ActionData of the first ACTION_FAILED its handler got, every event, and
+    the phone's result."""
+    res = d.call(user=number, max_seconds=10)
+    evs = wait_events(d, number)
+    failed = [e for e in evs if e["InvocationEventType"] == "ACTION_FAILED"]
+    assert failed, kinds(evs)
+    return failed[0]["ActionData"], evs, res
+
+
 def test_send_digits_rfc4733(daemon):
     res = daemon.call(user=f"{N}01", max_seconds=15)
     assert res["answered"], res
@@ -91,12 +101,9 @@ def test_send_digits_inband_when_no_telephone_event(daemon, tmp_path):
 
 
 def test_send_digits_bad_digits_fail(daemon):
-    daemon.call(user=f"{N}08", max_seconds=10)
-    evs = wait_events(daemon, f"{N}08")
-    failed = [e for e in evs if e["InvocationEventType"] == "ACTION_FAILED"]
-    assert failed and failed[0]["ActionData"]["ErrorType"] == "InvalidActionParameter"
-    assert failed[0]["ActionData"]["ErrorMessage"] == "Digits parameter value is invalid."
-    assert failed[0]["ActionData"]["Parameters"]["Digits"] == "12x"
+    data, _, _ = action_failed(daemon, f"{N}08")
+    assert (data["ErrorType"], data["ErrorMessage"]) == ("InvalidActionParameter", "Digits parameter value is invalid.")
+    assert data["Parameters"]["Digits"] == "12x"
 
 
 def test_inband_dtmf_reaches_receive_digits(daemon):
@@ -146,12 +153,9 @@ def test_record_audio_terminator(daemon, tmp_path):
 
 
 def test_record_audio_to_unknown_bucket_fails_with_upload_error(daemon):
-    res = daemon.call(user=f"{N}13", max_seconds=10)
-    evs = wait_events(daemon, f"{N}13")
-    failed = [e for e in evs if e["InvocationEventType"] == "ACTION_FAILED"]
-    assert failed, kinds(evs)
-    assert failed[0]["ActionData"]["ErrorType"] == "InvalidActionParameter"
-    assert failed[0]["ActionData"]["ErrorMessage"] == "Error occurred while uploading recording to S3 bucket."
+    data, evs, res = action_failed(daemon, f"{N}13")
+    assert (data["ErrorType"], data["ErrorMessage"]) == (
+        "InvalidActionParameter", "Error occurred while uploading recording to S3 bucket.")
     log = daemon.wait_log("recording_destination_failed", bucket="no-such-bucket")
     assert log["CallId"] == evs[0]["CallDetails"]["Participants"][0]["CallId"]
     assert res["answered"]          # RecordAudio answers first, as the service does
@@ -305,13 +309,9 @@ def test_voice_focus_raises_snr_of_the_recording(daemon, tmp_path):
 
 
 def test_speak_bad_ssml_gets_spec_error(daemon):
-    res = daemon.call(user=f"{N}10", max_seconds=10)
-    evs = wait_events(daemon, f"{N}10")
-    failed = [e for e in evs if e["InvocationEventType"] == "ACTION_FAILED"]
-    assert failed, kinds(evs)
-    assert failed[0]["ActionData"]["Type"] == "Speak"
-    assert failed[0]["ActionData"]["ErrorType"] == "InvalidActionParameter"
-    assert failed[0]["ActionData"]["ErrorMessage"] == "Text parameter value is not valid SSML."
+    data, _, res = action_failed(daemon, f"{N}10")
+    assert (data["Type"], data["ErrorType"], data["ErrorMessage"]) == (
+        "Speak", "InvalidActionParameter", "Text parameter value is not valid SSML.")
     assert not res["answered"] or res["hangup_by"] == "remote", res
 
 
