@@ -36,7 +36,7 @@ import structlog
 from ..osthread import set_os_thread_name
 from .dtmf import DtmfDetector, dtmf_tone
 from .silence import SilenceDetector
-from .wavwriter import PART_SUFFIX, WavWriter, marker_tone, recover
+from .wavwriter import PART_SUFFIX, StereoInterleaver, WavWriter, marker_tone, recover
 
 log = structlog.get_logger("chimevoice.media")
 
@@ -88,10 +88,8 @@ class _Recording:
     render_keys: bool = False
     key_tone: np.ndarray | None = None         # an out-of-band key, still to mix into INCOMING
     written: int = 0                           # samples per channel
-    pend_in: list[np.ndarray] = field(default_factory=list)
-    pend_out: list[np.ndarray] = field(default_factory=list)
-    n_in: int = 0
-    n_out: int = 0
+    # BOTH: the two tracks arrive separately; never more than 200 ms of one held back.
+    stereo: StereoInterleaver = field(default_factory=lambda: StereoInterleaver(rate=RATE, max_lag_s=0.2))
 
     @property
     def wants_in(self) -> bool:
@@ -305,24 +303,13 @@ class MediaWorker:
             rec.key_tone = rec.key_tone[len(xin):] if len(rec.key_tone) > len(xin) else None
         if rec.track == "BOTH":
             if xin is not None:
-                rec.pend_in.append(xin)
-                rec.n_in += len(xin)
+                rec.stereo.push_left(xin)
             if xout is not None:
-                rec.pend_out.append(xout)
-                rec.n_out += len(xout)
-            n = min(rec.n_in, rec.n_out)
-            # One side may stall (nothing transmitted): never hold more than 200 ms back.
-            lag = max(rec.n_in, rec.n_out) - n
-            if lag > RATE // 5:
-                n = max(rec.n_in, rec.n_out)
-            if n == 0:
+                rec.stereo.push_right(xout)
+            block = rec.stereo.pop()
+            if len(block) == 0:
                 return
-            left = _take(rec.pend_in, n)
-            right = _take(rec.pend_out, n)
-            rec.n_in = max(0, rec.n_in - n)
-            rec.n_out = max(0, rec.n_out - n)
-            block = np.stack([left, right], axis=1)
-            detect = left
+            detect = block[:, 0]
         else:
             block = xin if xin is not None else xout
             detect = block
@@ -385,15 +372,14 @@ class MediaWorker:
 
     def _finish(self, leg: _Leg, rec: _Recording, reason: str) -> None:
         leg.recordings.pop(rec.record_id, None)
-        if rec.track == "BOTH" and (rec.n_in or rec.n_out):
-            # Flush what one side still holds, the other side padded with silence.
-            n = max(rec.n_in, rec.n_out)
-            left, right = _take(rec.pend_in, n), _take(rec.pend_out, n)
+        if rec.track == "BOTH":
+            # What one side still holds, the other side padded with silence.
+            rest = rec.stereo.flush()
             if rec.max_samples is not None:
-                n = min(n, rec.max_samples - rec.written)
-            if n > 0:
-                rec.writer.append(np.stack([left[:n], right[:n]], axis=1))
-                rec.written += n
+                rest = rest[:max(0, rec.max_samples - rec.written)]
+            if len(rest):
+                rec.writer.append(rest)
+                rec.written += len(rest)
         error = None
         try:
             rec.writer.close()
@@ -431,22 +417,6 @@ def _mix_in(x: np.ndarray, tone: np.ndarray) -> np.ndarray:
     out = x.astype(np.int32)
     out[:len(tone)] += tone
     return np.clip(out, -32768, 32767).astype(np.int16)
-
-
-def _take(chunks: list[np.ndarray], n: int) -> np.ndarray:
-    """The first *n* samples of the queued chunks (zero-padded), removed from the queue."""
-    out = np.zeros(n, dtype=np.int16)
-    pos = 0
-    while chunks and pos < n:
-        c = chunks[0]
-        k = min(len(c), n - pos)
-        out[pos:pos + k] = c[:k]
-        pos += k
-        if k == len(c):
-            chunks.pop(0)
-        else:
-            chunks[0] = c[k:]
-    return out
 
 
 def _write_json(path: Path, data: dict) -> None:
