@@ -5,7 +5,6 @@ import asyncio
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -17,7 +16,7 @@ from chimevoice.media.analysis import similarity
 from chimevoice.media.audio import read_pcm
 from chimevoice.speech import SpeechRequest, make_synthesizer
 from tests.bots.fake_lex import FakeLex
-from tests.support.harness import ROOT, Daemon, free_port, handler_app, read_events
+from tests.support.harness import ROOT, Daemon, free_port, handler_app, wait_handler_events
 
 pytestmark = pytest.mark.sip
 
@@ -82,15 +81,7 @@ def lex_daemon(tmp_path_factory):
 
 
 def wait_events(d: Daemon, number: str, last: str, timeout: float = 10) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    evs: list[dict] = []
-    while time.monotonic() < deadline:
-        evs = [e for e in read_events(d.events / "botcaller.jsonl")
-               if e["CallDetails"]["Participants"][0]["To"] == number]
-        if evs and evs[-1]["InvocationEventType"] == last:
-            return evs
-        time.sleep(0.05)
-    raise AssertionError(f"events for {number}: {[e['InvocationEventType'] for e in evs]}")
+    return wait_handler_events(d.events / "botcaller.jsonl", number, last, timeout)
 
 
 def synthesize(text: str, cache: Path) -> np.ndarray:

@@ -12,8 +12,8 @@ import pytest
 
 from chimevoice.media.analysis import dominant_frequency, goertzel_power, similarity
 from chimevoice.media.audio import read_pcm
-from tests.support.harness import (APP_A, APP_B, ROOT, Daemon, expect_status_scenario, free_port,
-                                   handler_app, read_events, sipp, write_tone)
+from tests.support.harness import (ROOT, Daemon, expect_status_scenario, free_port, handler_app,
+                                   handler_events, read_events, sipp, wait_handler_events, write_tone)
 
 pytestmark = pytest.mark.sip
 
@@ -89,18 +89,11 @@ def daemon(tmp_path_factory):
 
 
 def events_for(d: Daemon, app: str, number: str) -> list[dict]:
-    return [e for e in read_events(d.events / f"{app}.jsonl")
-            if e["CallDetails"]["Participants"][0]["To"] == number]
+    return handler_events(d.events / f"{app}.jsonl", number)
 
 
 def wait_events(d: Daemon, app: str, number: str, last: str, timeout: float = 10) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        evs = events_for(d, app, number)
-        if evs and evs[-1]["InvocationEventType"] == last:
-            return evs
-        time.sleep(0.05)
-    raise AssertionError(f"{app} events for {number}: {[e['InvocationEventType'] for e in events_for(d, app, number)]}")
+    return wait_handler_events(d.events / f"{app}.jsonl", number, last, timeout)
 
 
 def test_greeting_reaches_the_caller_and_handler_sees_exact_events(daemon, tmp_path):

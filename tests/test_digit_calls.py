@@ -3,7 +3,6 @@
 RFC 2833 events from a pcap. The handler (tests/handlers/digits.py) records every event."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,8 @@ import pytest
 
 from chimevoice.media.analysis import goertzel_power
 from chimevoice.media.audio import read_pcm
-from tests.support.harness import (ROOT, Daemon, free_port, handler_app, module_daemon, number_rules,
-                                   read_events, sipp, write_tone)
+from tests.support.harness import (ROOT, Daemon, free_port, handler_app, handler_events, module_daemon,
+                                   number_rules, sipp, wait_handler_events, write_tone)
 
 pytestmark = pytest.mark.sip
 
@@ -37,18 +36,11 @@ def daemon(tmp_path_factory):
 
 
 def events_for(d: Daemon, number: str) -> list[dict]:
-    return [e for e in read_events(d.events / "digits.jsonl")
-            if e["CallDetails"]["Participants"][0]["To"] == number]
+    return handler_events(d.events / "digits.jsonl", number)
 
 
 def wait_events(d: Daemon, number: str, last: str = "HANGUP", timeout: float = 10) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        evs = events_for(d, number)
-        if evs and evs[-1]["InvocationEventType"] == last:
-            return evs
-        time.sleep(0.05)
-    raise AssertionError(f"events for {number}: {[e['InvocationEventType'] for e in events_for(d, number)]}")
+    return wait_handler_events(d.events / "digits.jsonl", number, last, timeout)
 
 
 def tone_runs(path: Path) -> list[tuple[str, float, float]]:

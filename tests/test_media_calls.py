@@ -14,8 +14,8 @@ import pytest
 from chimevoice.media.analysis import dominant_frequency, goertzel_power
 from chimevoice.media.audio import read_pcm
 from chimevoice.media.dtmf import DtmfDetector
-from tests.support.harness import (Daemon, free_port, handler_app, module_daemon, number_rules, read_events,
-                                   write_tone)
+from tests.support.harness import (Daemon, free_port, handler_app, handler_events, module_daemon,
+                                   number_rules, wait_handler_events, write_tone)
 
 pytestmark = pytest.mark.sip
 
@@ -42,21 +42,11 @@ def daemon(tmp_path_factory):
 
 
 def events_for(d: Daemon, number: str) -> list[dict]:
-    try:
-        evs = read_events(d.events / "media.jsonl")
-    except FileNotFoundError:
-        return []
-    return [e for e in evs if e["CallDetails"]["Participants"][0]["To"] == number]
+    return handler_events(d.events / "media.jsonl", number)
 
 
 def wait_events(d: Daemon, number: str, last: str = "HANGUP", timeout: float = 15) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        evs = events_for(d, number)
-        if evs and evs[-1]["InvocationEventType"] == last:
-            return evs
-        time.sleep(0.05)
-    raise AssertionError(f"events for {number}: {[e['InvocationEventType'] for e in events_for(d, number)]}")
+    return wait_handler_events(d.events / "media.jsonl", number, last, timeout)
 
 
 def kinds(evs: list[dict]) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from aiohttp import web
 
 from chimevoice.media.audio import read_pcm
 from tests.speech.fake_polly import ACCESS_KEY, MS_PER_CHAR, SECRET_KEY, FakePolly
-from tests.support.harness import Daemon, free_port, handler_app, read_events
+from tests.support.harness import Daemon, free_port, handler_app, wait_handler_events
 
 pytestmark = pytest.mark.sip
 
@@ -68,12 +67,7 @@ def test_speak_through_polly(tmp_path, polly_server, monkeypatch):
         heard = tmp_path / "heard.wav"
         res = d.call(user=NUMBER, record=heard, max_seconds=15)
         assert res["answered"] and res["hangup_by"] == "remote", res
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            evs = read_events(events / "scripted.jsonl") if (events / "scripted.jsonl").exists() else []
-            if evs and evs[-1]["InvocationEventType"] == "HANGUP":
-                break
-            time.sleep(0.05)
+        evs = wait_handler_events(events / "scripted.jsonl", NUMBER)
         assert [e["InvocationEventType"] for e in evs] == ["NEW_INBOUND_CALL", "HANGUP"]
     finally:
         assert d.stop() == 0

@@ -266,4 +266,21 @@ def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def handler_events(path: Path, number: str) -> list[dict]:
+    """The events a test handler wrote to *path* (one JSON per line) for calls to *number*."""
+    return [e for e in read_events(path) if e["CallDetails"]["Participants"][0]["To"] == number]
+
+
+def wait_handler_events(path: Path, number: str, last: str = "HANGUP", timeout: float = 10.0) -> list[dict]:
+    """Poll :func:`handler_events` until the latest event is *last*; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        evs = handler_events(path, number)
+        if evs and evs[-1]["InvocationEventType"] == last:
+            return evs
+        time.sleep(0.05)
+    raise AssertionError(f"{path.stem} events for {number}: "
+                         f"{[e['InvocationEventType'] for e in handler_events(path, number)]}")
+
+
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
