@@ -21,7 +21,6 @@ is a deadline this thread keeps.
 from __future__ import annotations
 
 import heapq
-import os
 import queue
 import resource
 import time
@@ -249,7 +248,7 @@ class _Core:
         if first.address not in ("0.0.0.0", "::"):
             # RTP on the address SIP listens on, so the SDP offers a reachable address.
             acfg.mediaConfig.transportConfig.boundAddress = first.address
-        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_DISABLED if os.environ.get("CV_EXP_NOSRTP") else pj.PJMEDIA_SRTP_OPTIONAL
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
         acfg.mediaConfig.srtpSecureSignaling = 0
         acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
         self.account = _Account(self)
@@ -690,9 +689,10 @@ class _Core:
         kind, digit = info_dtmf(headers.get("content-type", [""])[0], body)
         if kind == "pjsua":
             return
-        code = 200 if kind in ("dtmf", "empty") else 415
-        if digit is None and kind == "dtmf":
-            code = 400
+        if kind == "dtmf":
+            code = 200 if digit is not None else 400
+        else:
+            code = 200 if kind == "empty" else 415
         status = self.pj.respondInDialog(tsx.pjTransaction, rdata.pjRxData, code)
         if status != 0:
             log.warning("info_response_failed", leg_id=call.leg_id, status=status)
