@@ -58,6 +58,14 @@ def test_send_digits_errors(params, error_type, message):
     assert (data["ErrorType"], data["ErrorMessage"]) == (error_type, message)
 
 
+def test_send_digits_fails_when_the_sip_side_cannot_send():
+    tx = answered_tx()
+    respond(tx, [{"Type": "SendDigits", "Parameters": {"CallId": A, "Digits": "1"}}])
+    tx.sip_command_failed(A, "send_digits", "leg has no media")
+    data = failed(tx.drain())
+    assert (data["ErrorType"], data["ErrorMessage"]) == ("SystemException", "System error while running action")
+
+
 def test_send_digits_does_not_answer_an_unanswered_call():
     tx = make_tx()
     tx.start()

@@ -295,7 +295,8 @@ class Transaction:
 
     def sip_command_failed(self, call_id: str, command: str, message: str) -> None:
         self._log("error", "sip_command_failed", call_id=call_id, command=command, error=message)
-        if self.current is not None and command == "play":
+        # the commands an action waits on (PlaybackFinished, DigitsSent) that will now never come
+        if self.current is not None and command in ("play", "send_digits"):
             self._action_failed(self.current, SYSTEM_EXCEPTION, MSG_SYSTEM)
         self._pump()
 
