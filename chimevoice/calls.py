@@ -29,6 +29,7 @@ from .engine import commands as c
 from .engine.events import Participant
 from .engine.transaction import Limits, Target, Transaction
 from .media.audio import AudioCache, AudioSourceError
+from .media import worker as mw
 from .media.storage import BucketStore
 from .metrics import Metrics
 from .osthread import set_os_thread_name
@@ -165,7 +166,6 @@ class CallManager:
 
     def on_media_event(self, event: Any) -> None:
         """An event of the media worker (chimevoice.media.worker), on the loop."""
-        from .media import worker as mw
         try:
             live = self.live.get(event.leg_id)
             if live is None:
@@ -294,7 +294,6 @@ class CallManager:
                     getattr(live.log, level, live.log.info)(event, **fields)
                 case c.Finished(reason=reason):
                     self._finished(live, reason)
-
 
     def _update_inband(self, live: _Live) -> None:
         """In-band DTMF detection runs on a leg without RFC 4733 only while something
