@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                      help="override logging.level")
     chk = sub.add_parser("check-config", help="validate a configuration file and exit",
-                         description="Validate FILE; print every problem as FILE:LINE: key: message.")
+                         description="Validate FILE; print every problem as FILE:LINE: key: message. "
+                         "Each python handler is loaded once (module imported, function looked up, "
+                         "not invoked), with its python_path and environment.")
     chk.add_argument("file", metavar="FILE")
     return p
 
@@ -63,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(path)
     except ConfigError as exc:
         print(f"chimevoice: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    from .handler_check import check_handlers
+    issues = check_handlers(cfg)        # each python handler loaded once, not invoked
+    if issues:
+        print(f"chimevoice: invalid configuration\n{ConfigError(issues, str(path))}", file=sys.stderr)
         return 2
     if args.command == "check-config":
         print(f"{path}: OK ({len(cfg.voice_connectors)} voice connectors, "

@@ -160,6 +160,7 @@ class HandlerSpec:
     memory_limit_mb: int = 256
     endpoint_url: str | None = None
     headers: Mapping[str, str] = field(default_factory=_empty_map)
+    target_line: int | None = field(default=None, compare=False)   # of the target key, for later checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -981,7 +982,7 @@ class _Checker:
         )
         if not valid or not _ok(*values):
             return INVALID
-        return HandlerSpec(*values)
+        return HandlerSpec(*values, target_line=_line(fields.node_or_parent("target")))
 
     def check_target(self, path: str, node: Node | None, type_: str, target: str) -> Any:
         if type_ == "python" and not _PYTHON_TARGET.fullmatch(target):

@@ -204,23 +204,8 @@ class _Worker:
 
     async def start(self) -> None:
         inv = self.invoker
-        cfg = inv.cfg
         parent_sock, child_sock = socket.socketpair()
-        argv = [
-            sys.executable,
-            "-m",
-            "lambda_bridge.python_worker",
-            "--fd",
-            str(child_sock.fileno()),
-            "--handler",
-            cfg.target,
-            "--account-id",
-            cfg.aws_account_id,
-            "--sync-token",
-            self.token,
-        ]
-        for entry in inv.python_path:
-            argv += ["--path", entry]
+        argv = inv.worker_argv(child_sock.fileno(), self.token)
         try:
             loop = asyncio.get_running_loop()
             try:
@@ -490,6 +475,25 @@ class PythonInvoker(BaseInvoker):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def worker_argv(self, fd: int, sync_token: str) -> list[str]:
+        """The command line of a worker that talks over the socket ``fd``."""
+        argv = [
+            sys.executable,
+            "-m",
+            "lambda_bridge.python_worker",
+            "--fd",
+            str(fd),
+            "--handler",
+            self.cfg.target,
+            "--account-id",
+            self.cfg.aws_account_id,
+            "--sync-token",
+            sync_token,
+        ]
+        for entry in self.python_path:
+            argv += ["--path", entry]
+        return argv
 
     def worker_environment(self) -> dict[str, str]:
         cfg = self.cfg

@@ -20,7 +20,7 @@ Messages to the daemon::
 
     {"type": "ready", "pid": 123, "max_rss_kb": 12345}
     {"type": "init_error", "errorType": "Runtime.ImportModuleError", "errorMessage": "...",
-     "stackTrace": [...]}
+     "stackTrace": [...], "hint": "did you mean 'handler'?"}     (hint: optional)
     {"type": "result", "seq": 1, "max_rss_kb": 23456, "payload": <JSON value>}
     {"type": "error", "seq": 1, "max_rss_kb": ..., "errorType": "ValueError",
      "errorMessage": "...", "stackTrace": [...]}
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import decimal
+import difflib
 import importlib
 import inspect
 import json
@@ -213,11 +214,12 @@ def _marshal_response(response) -> str:
 
 
 class _InitError(Exception):
-    def __init__(self, error_type, message, trace=None):
+    def __init__(self, error_type, message, trace=None, hint=None):
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.trace = trace or []
+        self.hint = hint
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -258,13 +260,17 @@ def _load_handler(target: str):
             traceback.format_exception(exc),
         ) from None
     obj = module
-    try:
-        for part in fname.split("."):
+    for part in fname.split("."):
+        try:
             obj = getattr(obj, part)
-    except AttributeError:
-        raise _InitError(
-            "Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'"
-        ) from None
+        except AttributeError:
+            names = [n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None))]
+            close = difflib.get_close_matches(part, names, n=1)
+            raise _InitError(
+                "Runtime.HandlerNotFound",
+                f"Handler '{fname}' missing on module '{modname}'",
+                hint=f"did you mean '{close[0]}'?" if close else None,
+            ) from None
     if not callable(obj):
         raise _InitError(
             "Runtime.HandlerNotFound",
@@ -381,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                     "errorType": exc.error_type,
                     "errorMessage": exc.message,
                     "stackTrace": exc.trace,
+                    **({"hint": exc.hint} if exc.hint else {}),
                 }
             )
         )

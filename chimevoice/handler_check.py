@@ -1,0 +1,40 @@
+"""Configuration check that needs processes: load every ``python`` handler once.
+
+``load_config`` stays pure (it reads YAML); ``check-config`` and ``run`` call
+:func:`check_handlers` next, which loads each Python handler in a worker the
+way the daemon will (``lambda_bridge.preflight``: same ``python_path``,
+``environment`` and Lambda variables; nothing is invoked) and reports a
+module that does not import or a function that does not exist as a
+:class:`ConfigIssue` on the line of the application's ``target`` key.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Config, ConfigIssue
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+def config_dir(cfg: Config) -> Path:
+    """The folder handlers without ``python_path`` are imported from (as ``Daemon.run``)."""
+    return Path(cfg.source).resolve().parent if cfg.source and cfg.source != "<string>" else Path.cwd()
+
+
+def check_handlers(cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[ConfigIssue]:
+    """One issue per Python handler that does not load, in file order (none: all load)."""
+    apps = [(i, app) for i, app in enumerate(cfg.sip_media_applications) if app.handler.type == "python"]
+    if not apps:
+        return []
+    from lambda_bridge.preflight import check_python_handlers
+
+    from .daemon import handler_config
+
+    folder = config_dir(cfg)
+    problems = check_python_handlers([handler_config(app, folder) for _, app in apps], timeout_s)
+    issues = [ConfigIssue(f"sip_media_applications[{i}].handler.target", app.handler.target_line, problem)
+              for (i, app), problem in zip(apps, problems, strict=True) if problem is not None]
+    return sorted(issues, key=lambda issue: issue.line or 0)
+
+
+__all__ = ["check_handlers", "config_dir"]
