@@ -22,6 +22,19 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sip_rules import TRIGGER_REQUEST_URI_HOSTNAME, TRIGGER_TO_PHONE_NUMBER, is_e164, normalize_e164
+from sip_rules.origination import (
+    DEFAULT_OPTIONS_INTERVAL_S,
+    DEFAULT_PORTS,
+    MAX_PRIORITY,
+    MAX_WEIGHT,
+    PROTOCOLS,
+    Origination,
+    OriginationCredentials,
+    OriginationRoute,
+    host_problem,
+    normalize_route_host,
+    origination_problems,
+)
 
 __all__ = [
     "BotsConfig",
@@ -32,6 +45,10 @@ __all__ = [
     "HandlerSpec",
     "Listener",
     "LoggingConfig",
+    "Origination",
+    "OriginationCredentials",
+    "OriginationRoute",
+    "PstnGateway",
     "RtpConfig",
     "SipConfig",
     "SipMediaApplication",
@@ -145,6 +162,16 @@ class VoiceConnector:
     credentials: Credentials | None = None
     phone_numbers: tuple[str, ...] = ()
     encryption: bool = False
+    origination: Origination | None = None  # outbound routes (sip_rules.origination), docs/trunks.md
+
+
+@dataclass(frozen=True, slots=True)
+class PstnGateway:
+    """The trunk that carries calls to the PSTN (docs/trunks.md)."""
+
+    voice_connector: str
+    """Id of the Voice Connector whose origination routes carry CallAndBridge
+    ``BridgeEndpointType: PSTN`` legs and API-originated calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +245,7 @@ class Config:
     bots: BotsConfig = BotsConfig()
     speech: SpeechConfig = SpeechConfig()
     source: str = "<string>"
+    pstn: PstnGateway | None = None
 
     def application(self, id: str) -> SipMediaApplication | None:
         """The SIP media application with this id, or None."""
@@ -226,6 +254,10 @@ class Config:
     def voice_connector(self, id: str) -> VoiceConnector | None:
         """The Voice Connector with this id, or None."""
         return next((vc for vc in self.voice_connectors if vc.id == id), None)
+
+    def pstn_connector(self) -> VoiceConnector | None:
+        """The Voice Connector of the PSTN gateway (``pstn.voice_connector``), or None."""
+        return self.voice_connector(self.pstn.voice_connector) if self.pstn is not None else None
 
     def sip_rule(self, id: str) -> SipRule | None:
         """The SIP rule with this id, or None."""
@@ -594,7 +626,7 @@ def _bucket_name_problem(name: str) -> str | None:
 
 # --------------------------------------------------------------------------- the checker
 
-_TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "buckets",
+_TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "pstn", "buckets",
              "bots", "speech")
 _SPEECH_KEYS = ("engine", "polly")
 _POLLY_KEYS = ("region", "endpoint_url")
@@ -605,7 +637,10 @@ _LOGGING_KEYS = ("level", "format")
 _SIP_KEYS = ("default_country_code", "unanswered_timeout_s", "no_route_response", "listeners", "rtp", "user_agent")
 _LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client")
 _RTP_KEYS = ("port_start", "port_count")
-_VC_KEYS = ("id", "name", "host_name", "allow_list", "credentials", "phone_numbers", "encryption")
+_VC_KEYS = ("id", "name", "host_name", "allow_list", "credentials", "phone_numbers", "encryption", "origination")
+_ORIGINATION_KEYS = ("disabled", "routes", "credentials", "options_interval_s")
+_ROUTE_KEYS = ("host", "port", "protocol", "priority", "weight")
+_PSTN_KEYS = ("voice_connector",)
 _CREDENTIAL_KEYS = ("username", "password", "realm")
 _SMA_KEYS = ("id", "name", "aws_region", "aws_account_id", "handler")
 _HANDLER_KEYS = (
@@ -685,13 +720,17 @@ class _Checker:
         buckets = fields.get("buckets", self.buckets_section, MappingProxyType({}))
         bots = fields.get("bots", self.bots_section, BotsConfig())
         speech = fields.get("speech", self.speech_section, SpeechConfig())
+        pstn = fields.get("pstn", self.pstn_section, None)
 
         if sip is not INVALID and connectors is not INVALID:
             self.check_encryption(fields.node("voice_connectors"), connectors, sip)
         self.check_connectors(fields.node("voice_connectors"), connectors)
+        if sip is not INVALID and connectors is not INVALID:
+            self.check_origination(fields.node("voice_connectors"), connectors, sip)
+        self.check_pstn(fields.node("pstn"), pstn, fields.node("voice_connectors"), connectors)
         self.check_rules(fields.node("sip_rules"), connectors, application_ids, connectors_ok)
 
-        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech):
+        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech, pstn):
             return None
         return Config(
             data_dir=data_dir,
@@ -704,6 +743,7 @@ class _Checker:
             bots=bots,
             speech=speech,
             source=source,
+            pstn=pstn,
         )
 
     def logging_section(self, checker: _Checker, path: str, node: Node) -> Any:
@@ -826,6 +866,7 @@ class _Checker:
         credentials = fields.get("credentials", self.credentials, None)
         numbers = fields.get("phone_numbers", _list(self.phone_number), ())
         encryption = fields.get("encryption", _bool, False)
+        origination = fields.get("origination", self.origination, None)
         if numbers is not INVALID:
             seen: set[str] = set()
             for index, number in enumerate(numbers):
@@ -835,9 +876,110 @@ class _Checker:
                     numbers = INVALID
                     break
                 seen.add(number)
-        if not _ok(id_, name, host, allow_list, credentials, numbers, encryption):
+        if not _ok(id_, name, host, allow_list, credentials, numbers, encryption, origination):
             return INVALID
-        return VoiceConnector(id_, name, host, allow_list, credentials, numbers, encryption)
+        return VoiceConnector(id_, name, host, allow_list, credentials, numbers, encryption, origination)
+
+    # -- origination (outbound routes; the rules live in sip_rules.origination)
+
+    def origination(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _ORIGINATION_KEYS)
+        if fields is None:
+            return INVALID
+        disabled = fields.get("disabled", _bool, False)
+        routes = fields.get("routes", _list(self.origination_route), ())
+        credentials = fields.get("credentials", self.origination_credentials, None)
+        interval = fields.get("options_interval_s", _float(0), DEFAULT_OPTIONS_INTERVAL_S)
+        if not _ok(disabled, routes, credentials, interval):
+            return INVALID
+        origination = Origination(routes, credentials, disabled, interval)
+        problems = origination_problems(origination)
+        for problem in problems:
+            where, at = path, node
+            for part in problem.field:
+                where = _join(where, part)
+                at = _child_node(at, part) or at
+            self.error(where, at, problem.message)
+        return INVALID if problems else origination
+
+    def origination_route(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _ROUTE_KEYS)
+        if fields is None:
+            return INVALID
+        host = fields.get("host", self.route_host)
+        protocol = fields.get("protocol", _choice(PROTOCOLS), "udp")
+        port = fields.get("port", _int(1, 65535), DEFAULT_PORTS.get(protocol, 5060))
+        priority = fields.get("priority", _int(1, MAX_PRIORITY), 1)
+        weight = fields.get("weight", _int(1, MAX_WEIGHT), 1)
+        if not _ok(host, protocol, port, priority, weight):
+            return INVALID
+        return OriginationRoute(host, port, protocol, priority, weight)
+
+    def route_host(self, checker: _Checker, path: str, node: Node) -> Any:
+        value = _text(self, path, node)
+        if value is INVALID:
+            return INVALID
+        problem = host_problem(value)
+        if problem is not None:
+            self.error(path, node, problem)
+            return INVALID
+        return normalize_route_host(value)
+
+    def origination_credentials(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _CREDENTIAL_KEYS)
+        if fields is None:
+            return INVALID
+        username = fields.get("username", _text)
+        password = fields.get("password", _text)
+        realm = fields.get("realm", _text, None)
+        if not _ok(username, password, realm):
+            return INVALID
+        return OriginationCredentials(username, password, realm)
+
+    def check_origination(self, node: Node | None, connectors: tuple[VoiceConnector, ...], sip: SipConfig) -> None:
+        """A tls route needs a tls listener; an encrypted connector sends over tls only."""
+        if not isinstance(node, SequenceNode):
+            return
+        has_tls = any(listener.transport == "tls" for listener in sip.listeners)
+        for index, (connector, item) in enumerate(zip(connectors, node.value, strict=False)):
+            if connector.origination is None:
+                continue
+            routes_node = _child_node(_child_node(item, "origination"), "routes")
+            for r_index, route in enumerate(connector.origination.routes):
+                path = _join(_join(_join(_join("voice_connectors", index), "origination"), "routes"), r_index)
+                route_node = _child_node(routes_node, r_index)
+                at = _child_node(route_node, "protocol") or route_node
+                if route.protocol == "tls" and not has_tls:
+                    self.error(_join(path, "protocol"), at,
+                               "a tls route needs a tls listener in sip.listeners (outbound TLS uses its transport)")
+                elif connector.encryption and route.protocol != "tls":
+                    self.error(_join(path, "protocol"), at,
+                               f"the connector has encryption: true, so its routes must use tls, got {route.protocol}")
+
+    def pstn_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _PSTN_KEYS)
+        if fields is None:
+            return INVALID
+        connector = fields.get("voice_connector", _ident)
+        return INVALID if connector is INVALID else PstnGateway(connector)
+
+    def check_pstn(self, node: Node | None, pstn: Any, connectors_node: Node | None, connectors: Any) -> None:
+        """``pstn.voice_connector`` names a configured connector that has origination routes."""
+        if not isinstance(pstn, PstnGateway):
+            return
+        at = _child_node(node, "voice_connector")
+        ids = self._application_ids(connectors_node)  # the ids of any list of mappings
+        if pstn.voice_connector not in ids:
+            self.error("pstn.voice_connector", at, f"no voice connector has id {pstn.voice_connector!r}"
+                                                   f"{_suggest(pstn.voice_connector, list(ids))}")
+            return
+        if not isinstance(connectors, tuple):
+            return
+        index, connector = next(((i, vc) for i, vc in enumerate(connectors) if vc.id == pstn.voice_connector),
+                                (0, None))
+        if connector is not None and (connector.origination is None or not connector.origination.routes):
+            self.error("pstn.voice_connector", at, f"voice connector {connector.id!r} has no origination routes "
+                                                   f"(add voice_connectors[{index}].origination.routes)")
 
     def host_name(self, checker: _Checker, path: str, node: Node) -> Any:
         value = _text(self, path, node)
@@ -1264,6 +1406,13 @@ def _value_node(node: Node, key: str) -> Node | None:
                 found: Node = value_node
                 return found
     return None
+
+
+def _child_node(node: Node | None, key: str | int) -> Node | None:
+    """The value under mapping key ``key`` or the item at list index ``key``, or None."""
+    if isinstance(key, int):
+        return node.value[key] if isinstance(node, SequenceNode) and 0 <= key < len(node.value) else None
+    return _value_node(node, key) if node is not None else None
 
 
 def _key_node(node: Node, key: str) -> Node:

@@ -407,3 +407,166 @@ def test_speech_polly_needs_region() -> None:
     assert_error(lines, "test.yaml:", "speech.polly.region", "missing")
     lines = errors(VALID + "speech:\n  engine: espeak\n")
     assert_error(lines, "test.yaml:", "speech.engine")
+
+
+# --------------------------------------------------------------------------- origination and pstn
+
+# Line numbers matter: tests below replace single lines.
+ORIGINATED = """\
+sip:
+  listeners:
+    - {transport: udp, address: 127.0.0.1}
+voice_connectors:
+  - id: vc1
+    host_name: vc1.example.com
+    origination:
+      routes:
+        - host: SBC1.Example.com
+          port: 5070
+          protocol: UDP
+          priority: 1
+          weight: 10
+        - {host: "10.0.0.2", protocol: tcp, priority: 2}
+      credentials: {username: chime, password: s3cret}
+      options_interval_s: 15
+pstn:
+  voice_connector: vc1
+"""
+
+ROUTE = "voice_connectors[0].origination.routes"
+
+
+def test_origination_and_pstn_parse() -> None:
+    from sip_rules.origination import Origination, OriginationCredentials, OriginationRoute
+
+    config = parse_config(ORIGINATED, base_dir=Path("/srv"))
+    (vc,) = config.voice_connectors
+    assert vc.origination == Origination(
+        routes=(
+            OriginationRoute("sbc1.example.com", 5070, "udp", 1, 10),
+            OriginationRoute("10.0.0.2", 5060, "tcp", 2, 1),
+        ),
+        credentials=OriginationCredentials("chime", "s3cret", None),
+        disabled=False,
+        options_interval_s=15.0,
+    )
+    assert "s3cret" not in repr(vc)
+    assert config.pstn is not None and config.pstn.voice_connector == "vc1"
+    assert config.pstn_connector() is vc
+    assert parse_config(VALID, base_dir=Path("/srv")).voice_connectors[0].origination is None
+    assert parse_config(VALID, base_dir=Path("/srv")).pstn_connector() is None
+
+
+def test_origination_defaults_and_disabled_without_routes() -> None:
+    text = replace_line(ORIGINATED, 16, "options_interval_s: 0\n      disabled: true")
+    config = parse_config(text, base_dir=Path("/srv"))
+    origination = config.voice_connectors[0].origination
+    assert origination is not None and origination.disabled and origination.options_interval_s == 0
+    text = "\n".join(ORIGINATED.splitlines()[:7] + ["      disabled: yes"]) + "\n"
+    origination = parse_config(text, base_dir=Path("/srv")).voice_connectors[0].origination
+    assert origination is not None and origination.routes == () and origination.credentials is None
+    assert origination.options_interval_s == 30.0
+
+
+@pytest.mark.parametrize(
+    ("line", "new", "prefix", "fragment"),
+    [
+        (10, "port: 70000", f"test.yaml:10: {ROUTE}[0].port: ", "must be between 1 and 65535, got 70000"),
+        (10, "port: 0", f"test.yaml:10: {ROUTE}[0].port: ", "must be between 1 and 65535, got 0"),
+        (9, "- host: sip:sbc1.example.com", f"test.yaml:9: {ROUTE}[0].host: ", "without a scheme"),
+        (9, "- host: sbc1.example.com:5060", f"test.yaml:9: {ROUTE}[0].host: ", "put the port in the port key"),
+        (9, "- host: 10.0.0.256", f"test.yaml:9: {ROUTE}[0].host: ", "not a valid IPv4 address"),
+        (9, "- host: bad_host!", f"test.yaml:9: {ROUTE}[0].host: ", "not a valid host name"),
+        (9, "- host:", f"test.yaml:9: {ROUTE}[0].host: ", "required key is missing"),
+        (11, "protocol: sctp", f"test.yaml:11: {ROUTE}[0].protocol: ", "'sctp' is not one of udp, tcp, tls"),
+        (12, "priority: 0", f"test.yaml:12: {ROUTE}[0].priority: ", "must be between 1 and 100, got 0"),
+        (12, "priority: 101", f"test.yaml:12: {ROUTE}[0].priority: ", "must be between 1 and 100, got 101"),
+        (13, "weight: 0", f"test.yaml:13: {ROUTE}[0].weight: ", "must be between 1 and 100, got 0"),
+        (13, "wieght: 10", f"test.yaml:13: {ROUTE}[0].wieght: ", "did you mean 'weight'?"),
+        (
+            14,
+            "- {host: sbc1.example.com., port: 5070}",
+            f"test.yaml:14: {ROUTE}[1]: ",
+            "same host, port and protocol as routes[0]",
+        ),
+        (
+            11,
+            "protocol: tls",
+            f"test.yaml:11: {ROUTE}[0].protocol: ",
+            "a tls route needs a tls listener in sip.listeners",
+        ),
+        (
+            15,
+            "credentials: {username: chime}",
+            "test.yaml:15: voice_connectors[0].origination.credentials.password: ",
+            "required key is missing",
+        ),
+        (
+            15,
+            'credentials: {username: "", password: x}',
+            "test.yaml:15: voice_connectors[0].origination.credentials.username: ",
+            "must not be empty",
+        ),
+        (16, "options_interval_s: -1", "test.yaml:16: voice_connectors[0].origination.options_interval_s: ",
+         "must be at least 0"),
+        (16, "options_interval_s: 15\n      enabled: true", "test.yaml:17: voice_connectors[0].origination.enabled: ",
+         "unknown key 'enabled'"),
+        (18, "voice_connector: vc2", "test.yaml:18: pstn.voice_connector: ",
+         "no voice connector has id 'vc2'; did you mean 'vc1'?"),
+    ],
+)
+def test_origination_messages(line: int, new: str, prefix: str, fragment: str) -> None:
+    assert_error(errors(replace_line(ORIGINATED, line, new)), prefix, fragment)
+
+
+def test_origination_route_count_and_empty_routes() -> None:
+    many = "\n".join(f"        - {{host: h{i}.example.com}}" for i in range(20))
+    lines = errors(replace_line(ORIGINATED, 14, many))
+    assert_error(lines, f"test.yaml:9: {ROUTE}: ", "at most 20 routes allowed, got 21")
+    text = "\n".join(ORIGINATED.splitlines()[:7] + ["      routes: []"] + ORIGINATED.splitlines()[14:]) + "\n"
+    lines = errors(text)
+    assert_error(lines, f"test.yaml:8: {ROUTE}: ", "an enabled origination needs at least one route")
+
+
+def test_pstn_needs_a_connector_with_routes() -> None:
+    lines = errors(VALID + "pstn:\n  voice_connector: vc1\n")
+    assert lines == [
+        "test.yaml:34: pstn.voice_connector: voice connector 'vc1' has no origination routes "
+        "(add voice_connectors[0].origination.routes)"
+    ]
+    lines = errors(VALID + "pstn:\n  connector: vc1\n")
+    assert_error(lines, "test.yaml:34: pstn.connector: ", "unknown key", "did you mean 'voice_connector'?")
+    assert_error(lines, "test.yaml:34: pstn.voice_connector: ", "required key is missing")
+
+
+def test_encrypted_connector_routes_must_use_tls(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("x")
+    (tmp_path / "key.pem").write_text("x")
+    text = replace_line(
+        ORIGINATED, 3, "- {transport: tls, address: 127.0.0.1, certificate: cert.pem, private_key: key.pem}"
+    )
+    text = replace_line(text, 6, "host_name: vc1.example.com\n    encryption: true")
+    lines = errors(text, base_dir=tmp_path)
+    assert_error(lines, f"test.yaml:12: {ROUTE}[0].protocol: ", "encryption: true", "must use tls, got udp")
+    assert_error(lines, f"test.yaml:15: {ROUTE}[1].protocol: ", "must use tls, got tcp")
+    text = text.replace("protocol: UDP", "protocol: tls").replace("protocol: tcp", "protocol: TLS")
+    config = parse_config(text, base_dir=tmp_path)
+    origination = config.voice_connectors[0].origination
+    assert origination is not None
+    assert [(r.protocol, r.port) for r in origination.routes] == [("tls", 5070), ("tls", 5061)]
+
+
+def test_example_yaml_commented_origination_is_valid() -> None:
+    text = EXAMPLE.read_text()
+    start, end = text.index("    # origination:"), text.index("#   voice_connector: vc-demo")
+    block = text[start:end] + "#   voice_connector: vc-demo"
+    uncommented = (
+        block.replace("    # origination:", "    origination:")
+        .replace("    #   ", "      ")
+        .replace("# pstn:", "pstn:")
+        .replace("#   voice_connector", "  voice_connector")
+    )
+    config = parse_config(text.replace(block, uncommented), base_dir=EXAMPLE.parent)
+    connector = config.pstn_connector()
+    assert connector is not None and connector.origination is not None
+    assert [route.host for route in connector.origination.routes] == ["sbc1.example.com", "10.0.0.2"]
