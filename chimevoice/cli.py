@@ -76,8 +76,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(cfg.sip_media_applications)} SIP media applications, {len(cfg.sip_rules)} SIP rules, "
               f"{len(cfg.sip.listeners)} listeners)")
         return 0
+    import dataclasses
+
     from . import logs
-    logs.configure(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
+    # the overrides apply everywhere the configuration is read (pjlib's log level too)
+    cfg = dataclasses.replace(cfg, logging=dataclasses.replace(
+        cfg.logging, level=args.log_level or cfg.logging.level, format=args.log_format or cfg.logging.format))
+    logs.configure(cfg.logging.level, cfg.logging.format)
     from .daemon import Daemon
     return asyncio.run(Daemon(cfg, drain_timeout_s=args.drain_seconds, http=args.http).run())
 

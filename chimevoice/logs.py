@@ -23,10 +23,13 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Libraries that use stdlib logging (botocore, aiohttp) go to the same stream.
+    # Libraries that use stdlib logging (botocore, aiohttp) go to the same stream, rendered by the
+    # same processors (a message with a quote or a newline stays one valid JSON line).
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter('{"level": "%(levelname)s", "logger": "%(name)s", "event": "%(message)s"}'
-                                           if fmt == "json" else "%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(lvl, logging.WARNING))

@@ -186,6 +186,7 @@ class _Core:
         pj = self.pj
         s = self.settings
         _raise_fd_limit(s.max_calls * 4 + 256)
+        _route_pjlib_log(s.pj_log_level)    # libCreate (pj_init) logs before libInit installs the writer
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -194,7 +195,7 @@ class _Core:
         cfg.uaConfig.maxCalls = s.max_calls
         cfg.uaConfig.userAgent = s.user_agent
         cfg.logConfig.level = s.pj_log_level
-        cfg.logConfig.consoleLevel = 0
+        cfg.logConfig.consoleLevel = s.pj_log_level     # pjsua gives the writer what is <= consoleLevel
         self.log_writer = _LogWriter()
         cfg.logConfig.writer = self.log_writer
         cfg.logConfig.decor = 0
@@ -310,6 +311,7 @@ class _Core:
             self.ep.libDestroy()
         except Exception as exc:  # noqa: BLE001
             log.warning("pjsua2_destroy_failed", error=str(exc))
+        _route_pjlib_log(self.settings.pj_log_level)   # the writer is gone: anything later is JSON too
 
     # commands
     def _drain(self) -> None:
@@ -801,11 +803,46 @@ class _DigitSender:
         return "rfc4733" if self.rfc4733 else "inband"
 
 
+def _pj_log(level: int, text: str) -> None:
+    """One pjlib log line as a structlog event: pjlib levels 0-1 error, 2 warning, 3 info, 4+ debug."""
+    msg = text.strip()
+    if msg:
+        emit = log.error if level <= 1 else log.warning if level == 2 else log.info if level == 3 else log.debug
+        emit("pjsip", pj_level=level, msg=msg)
+
+
 class _LogWriter(pj.LogWriter):
+    """pjlib's log once libInit has run (delivered on the SIP thread: mainThreadOnly)."""
+
     def write(self, entry) -> None:
-        msg = entry.msg.strip()
-        if msg:
-            (log.warning if entry.level <= 2 else log.debug)("pjsip", level=entry.level, msg=msg)
+        _pj_log(entry.level, entry.msg)
+
+
+_pjlib_log_func = None      # the ctypes callback below; pjlib keeps its address, so it lives forever
+
+
+def _route_pjlib_log(level: int) -> None:
+    """Until libInit installs the LogWriter, pjlib logs with its default writer, which prints plain
+    text on stdout (pj_init in libCreate: "pjlib 2.12.1 for POSIX initialized", ...). The SWIG module
+    does not wrap pj_log_set_log_func, but the extension exports it: call it through ctypes."""
+    global _pjlib_log_func
+    import ctypes
+    import sys
+    try:
+        ext = sys.modules.get("_pjsua2") or getattr(pj, "_pjsua2")
+        lib = ctypes.CDLL(ext.__file__)
+        if _pjlib_log_func is None:
+            def write(lvl: int, data: int, length: int) -> None:
+                try:
+                    _pj_log(lvl, ctypes.string_at(data, length).decode("utf-8", "replace"))
+                except Exception:  # noqa: BLE001 - never raise into C
+                    pass
+            _pjlib_log_func = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_int)(write)
+        lib.pj_log_set_decor(0)
+        lib.pj_log_set_level(level)
+        lib.pj_log_set_log_func(_pjlib_log_func)
+    except (AttributeError, OSError) as exc:
+        log.warning("pjlib_log_not_routed", error=str(exc))
 
 
 __all__ = ["SipEndpoint", "EndpointSettings"]
