@@ -37,6 +37,8 @@ from sip_rules.origination import (
 )
 
 __all__ = [
+    "AccessKey",
+    "ApiConfig",
     "BotsConfig",
     "Config",
     "ConfigError",
@@ -234,6 +236,30 @@ class SpeechConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessKey:
+    """One API credential: SigV4 requests signed with it are accepted (docs/api.md)."""
+
+    access_key_id: str
+    """The ``AWS_ACCESS_KEY_ID`` clients use."""
+    secret_access_key: str = field(repr=False)
+    """The ``AWS_SECRET_ACCESS_KEY`` clients sign with."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The HTTP call-control API (chime-sdk-voice operations, docs/api.md)."""
+
+    listen: tuple[str, int] | None = None
+    """Address and port of the API listener; None (no ``listen``): the API is off."""
+    region: str = "us-east-1"
+    """The region clients sign for (their client's ``region_name``); also in ARNs."""
+    account_id: str = "111122223333"
+    """The account id in Voice Connector and phone number ARNs."""
+    access_keys: tuple[AccessKey, ...] = ()
+    """The credentials accepted; at least one when ``listen`` is set."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     logging: LoggingConfig = LoggingConfig()
@@ -244,6 +270,7 @@ class Config:
     buckets: Mapping[str, Path] = field(default_factory=_empty_map)
     bots: BotsConfig = BotsConfig()
     speech: SpeechConfig = SpeechConfig()
+    api: ApiConfig = ApiConfig()
     source: str = "<string>"
     pstn: PstnGateway | None = None
 
@@ -627,9 +654,13 @@ def _bucket_name_problem(name: str) -> str | None:
 # --------------------------------------------------------------------------- the checker
 
 _TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "pstn", "buckets",
-             "bots", "speech")
+             "bots", "speech", "api")
 _SPEECH_KEYS = ("engine", "polly")
 _POLLY_KEYS = ("region", "endpoint_url")
+_API_KEYS = ("listen", "region", "account_id", "access_keys")
+_ACCESS_KEY_KEYS = ("access_key_id", "secret_access_key")
+_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9_]{1,128}")
+MIN_SECRET_LENGTH: Final = 16
 _BOTS_KEYS = ("local", "allow_lex", "lex_endpoint_url")
 # botId or botId/botAliasId, as in arn:aws:lex:<region>:<account>:bot-alias/<botId>/<botAliasId>
 _BOT_KEY = re.compile(r"[0-9A-Za-z_-]{1,100}(/[0-9A-Za-z_-]{1,100})?")
@@ -720,6 +751,7 @@ class _Checker:
         buckets = fields.get("buckets", self.buckets_section, MappingProxyType({}))
         bots = fields.get("bots", self.bots_section, BotsConfig())
         speech = fields.get("speech", self.speech_section, SpeechConfig())
+        api = fields.get("api", self.api_section, ApiConfig())
         pstn = fields.get("pstn", self.pstn_section, None)
 
         if sip is not INVALID and connectors is not INVALID:
@@ -729,6 +761,8 @@ class _Checker:
             self.check_origination(fields.node("voice_connectors"), connectors, sip)
         self.check_pstn(fields.node("pstn"), pstn, fields.node("voice_connectors"), connectors)
         self.check_rules(fields.node("sip_rules"), connectors, application_ids, connectors_ok)
+        if api is INVALID:
+            return None
 
         if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech, pstn):
             return None
@@ -742,6 +776,7 @@ class _Checker:
             buckets=buckets,
             bots=bots,
             speech=speech,
+            api=api,
             source=source,
             pstn=pstn,
         )
@@ -1307,6 +1342,67 @@ class _Checker:
             result[name] = directory
         return MappingProxyType(result) if valid else INVALID
 
+
+    def api_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _API_KEYS)
+        if fields is None:
+            return INVALID
+        listen = fields.get("listen", self.listen_address, None)
+        region = fields.get("region", _ident, "us-east-1")
+        account = fields.get("account_id", self.account_id, "111122223333")
+        keys = fields.get("access_keys", _list(self.access_key), ())
+        if isinstance(keys, tuple):
+            seen: dict[str, int] = {}
+            for index, key in enumerate(keys):
+                if key.access_key_id in seen:
+                    item = fields.node("access_keys").value[index]  # type: ignore[union-attr]
+                    self.error(_join(_join(_join(path, "access_keys"), index), "access_key_id"),
+                               _value_node(item, "access_key_id"),
+                               f"duplicate access key id (first in {path}.access_keys[{seen[key.access_key_id]}])")
+                    keys = INVALID
+                    break
+                seen[key.access_key_id] = index
+        if listen not in (None, INVALID) and keys == ():
+            self.error(_join(path, "access_keys"), fields.node_or_parent("access_keys"),
+                       "the API needs at least one access key (requests are SigV4-signed)")
+            keys = INVALID
+        if not _ok(listen, region, account, keys):
+            return INVALID
+        return ApiConfig(listen, region, account, keys)
+
+    def listen_address(self, checker: _Checker, path: str, node: Node) -> Any:
+        """``ADDRESS:PORT`` (``[v6]:PORT`` for IPv6), the address an IP address."""
+        value = _text(self, path, node)
+        if value is INVALID:
+            return INVALID
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+            self.error(path, node, f"expected ADDRESS:PORT (e.g. 127.0.0.1:8090, [::1]:8090), got {value!r}")
+            return INVALID
+        text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            return (str(ipaddress.ip_address(text)), int(port))
+        except ValueError:
+            self.error(path, node, f"{host!r} is not an IPv4 or IPv6 address")
+            return INVALID
+
+    def access_key(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _ACCESS_KEY_KEYS)
+        if fields is None:
+            return INVALID
+        key_id = fields.get("access_key_id", _text)
+        if key_id is not INVALID and not _ACCESS_KEY_ID.fullmatch(key_id):
+            self.error(_join(path, "access_key_id"), fields.node("access_key_id"),
+                       "use 1 to 128 letters, digits and _")
+            key_id = INVALID
+        secret = fields.get("secret_access_key", _text)
+        if secret is not INVALID and len(secret) < MIN_SECRET_LENGTH:
+            self.error(_join(path, "secret_access_key"), fields.node("secret_access_key"),
+                       f"too short: at least {MIN_SECRET_LENGTH} characters")
+            secret = INVALID
+        if not _ok(key_id, secret):
+            return INVALID
+        return AccessKey(key_id, secret)
 
     def speech_section(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _SPEECH_KEYS)

@@ -93,11 +93,14 @@ class Daemon:
         for transport, address, port in endpoint.bound:
             log.info("sip_listening", transport=transport, address=address, port=port)
         runner = await self._start_http(manager) if self.http else None
+        api = await self._start_api(manager) if cfg.api.listen else None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         log.info("chimevoice_ready", applications=len(invokers), rules=len(cfg.sip_rules),
                  data_dir=str(data))
         await self.stopping.wait()
+        if api is not None:
+            await api.stop()                          # no new API calls while draining
         log.info("shutting_down", active_calls=len(manager.by_tx), drain_timeout_s=self.drain_timeout_s)
         await manager.drain(self.drain_timeout_s)
         if runner is not None:
@@ -108,6 +111,16 @@ class Daemon:
             await inv.close()
         log.info("stopped", calls_total=self.metrics.counter("calls_total"))
         return 0
+
+    async def _start_api(self, manager: CallManager):
+        """The call-control API (docs/api.md) on ``api.listen``."""
+        from .api import ApiServer, CallControl, UnavailableCallControl
+
+        # until the call manager implements CallControl, calls are answered 503
+        control: CallControl = manager if hasattr(manager, "create_call") else UnavailableCallControl()  # type: ignore[assignment]
+        server = ApiServer(self.cfg, control, metrics=self.metrics)
+        await server.start()
+        return server
 
     async def _start_http(self, manager: CallManager):
         from aiohttp import web
