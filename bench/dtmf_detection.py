@@ -145,7 +145,8 @@ def detection_grid(rng, quick: bool):
         correct += c
         extra += e
         for name, value in (("offset", f"{off_lo:+.1%}/{off_hi:+.1%}"), ("twist", f"{twist:+.0f} dB"),
-                            ("level", f"{level:.0f} dBm0"), ("snr", f"{snr:.0f} dB"), ("duration", f"{dur * 1000:.0f} ms")):
+                            ("level", f"{level:.0f} dBm0"), ("snr", f"{snr:.0f} dB"),
+                            ("duration", f"{dur * 1000:.0f} ms")):
             w = worst.setdefault(f"{name} {value}", [0, 0])
             w[0] += c
             w[1] += len(marks)
@@ -219,7 +220,9 @@ def speech_file(tmp: Path) -> np.ndarray | None:
         raw = tmp / f"s{i}.wav"
         out = tmp / f"s{i}_8k.wav"
         subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True, capture_output=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True, capture_output=True)
+        subprocess.run(
+            ["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True, capture_output=True
+        )
         with wave.open(str(out)) as w:
             parts.append(np.frombuffer(w.readframes(w.getnframes()), "<i2"))
         parts.append(np.zeros(RATE // 4, np.int16))

@@ -25,7 +25,8 @@ delayed by the suppressor's fixed latency (20 ms):
 
 CPU: the time spent in ``process`` per frame (µs) and the real-time factor (CPU time / audio time).
 
-usage: .venv/bin/python bench/voicefocus_snr.py [--snr 0 5 10 15] [--noise white babble fan clicks] [--seconds 20] [--json]
+usage: .venv/bin/python bench/voicefocus_snr.py [--snr 0 5 10 15] [--noise white babble fan clicks]
+                                                [--seconds 20] [--json]
 """
 
 from __future__ import annotations

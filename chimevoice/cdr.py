@@ -301,7 +301,9 @@ def record_relative_path(record: Mapping[str, Any]) -> Path:
     else:
         raise ValueError("record has no start time")
     day = _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
-    name = f"{_safe_name(record.get('TransactionId'), 'TransactionId')}_{_safe_name(record.get('CallId'), 'CallId')}.json"
+    transaction_id = _safe_name(record.get("TransactionId"), "TransactionId")
+    call_id = _safe_name(record.get("CallId"), "CallId")
+    name = f"{transaction_id}_{call_id}.json"
     return Path(CDR_FOLDER, f"{day.year:04d}", f"{day.month:02d}", f"{day.day:02d}", name)
 
 

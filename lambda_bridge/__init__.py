@@ -39,7 +39,7 @@ __all__ = [
 
 @_runtime_checkable
 class Invoker(_Protocol):
-    async def invoke(self, event: dict, *, log_context: _Mapping[str, str] | None = None) -> _Any:
+    async def invoke(self, event: dict[str, _Any], *, log_context: _Mapping[str, str] | None = None) -> _Any:
         """Invoke the handler; return its decoded JSON answer (dict, list, str, None...)
         or raise an :class:`InvocationError`."""
         ...

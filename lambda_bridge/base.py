@@ -57,7 +57,7 @@ class BaseInvoker:
     def _error(self, event: str, ctx: Mapping[str, Any] | None = None, **fields: Any) -> None:
         self._log.error(event, **self._fields(ctx, **fields))
 
-    async def invoke(self, event: dict, *, log_context: Mapping[str, str] | None = None) -> Any:
+    async def invoke(self, event: dict[str, Any], *, log_context: Mapping[str, str] | None = None) -> Any:
         if self._closed:
             raise HandlerUnreachable(f"{self.cfg.function_name}: invoker is closed")
         # Encoding the event is the caller's business: a TypeError here is a bug upstream.
@@ -101,7 +101,7 @@ class BaseInvoker:
             raise
 
     async def _attempt(
-        self, number: int, deadline: float, event_json: str, request_id: str, ctx: dict
+        self, number: int, deadline: float, event_json: str, request_id: str, ctx: dict[str, Any]
     ) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -31,7 +31,7 @@ class HttpInvoker(BaseInvoker):
         return self._session
 
     async def _attempt(
-        self, number: int, deadline: float, event_json: str, request_id: str, ctx: dict
+        self, number: int, deadline: float, event_json: str, request_id: str, ctx: dict[str, Any]
     ) -> Any:
         url = self.cfg.target
         headers = dict(self.cfg.headers)

@@ -55,7 +55,7 @@ class LambdaInvoker(BaseInvoker):
                 )
             return self._client
 
-    def _invoke_blocking(self, payload: bytes) -> tuple[dict, bytes]:
+    def _invoke_blocking(self, payload: bytes) -> tuple[dict[str, Any], bytes]:
         client = self._get_client()
         response = client.invoke(
             FunctionName=self.cfg.target,
@@ -67,7 +67,7 @@ class LambdaInvoker(BaseInvoker):
         return response, body
 
     async def _attempt(
-        self, number: int, deadline: float, event_json: str, request_id: str, ctx: dict
+        self, number: int, deadline: float, event_json: str, request_id: str, ctx: dict[str, Any]
     ) -> Any:
         from botocore.exceptions import (
             BotoCoreError,
@@ -128,7 +128,7 @@ class LambdaInvoker(BaseInvoker):
             raise HandlerFailed(error_type, error_message, stack_trace=error.get("stackTrace"))
         return decode_json_output(body, f"{name}: payload of Lambda {target!r}")
 
-    def _log_tail(self, response: dict, ctx: dict) -> None:
+    def _log_tail(self, response: dict[str, Any], ctx: dict[str, Any]) -> None:
         """``LogType=Tail``: the last 4 KB of the function's log, logged as handler_output."""
         log_result = response.get("LogResult")
         if not log_result:

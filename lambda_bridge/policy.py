@@ -49,7 +49,7 @@ async def run_with_retry(
     start = loop.time()
     deadline = start + timeout_s
     ctx = dict(log_context or {})
-    tasks: dict[asyncio.Future, int] = {}
+    tasks: dict[asyncio.Future[Any], int] = {}
     launched = 0
     next_retry_at = start + retry_after_s
     last_error: InvocationError | None = None

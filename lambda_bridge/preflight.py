@@ -21,7 +21,8 @@ import re
 import secrets
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .config import HandlerConfig
 from .python_invoker import _MESSAGE_LIMIT, PythonInvoker, describe_exit
@@ -32,7 +33,7 @@ _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
 class _NoLog:
-    def __getattr__(self, _name):
+    def __getattr__(self, _name: str) -> Callable[..., None]:
         return lambda *_a, **_k: None
 
 
@@ -45,7 +46,7 @@ def _location(trace: Sequence[str]) -> str | None:
     return None
 
 
-def describe_init_error(msg: dict, inv: PythonInvoker) -> str:
+def describe_init_error(msg: Mapping[str, Any], inv: PythonInvoker) -> str:
     """One line for a worker's ``init_error`` message."""
     error_type = msg.get("errorType") or "Runtime.InitError"
     text = f"{error_type}: {msg.get('errorMessage', '')}"

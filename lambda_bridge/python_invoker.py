@@ -30,6 +30,7 @@ import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,10 @@ _TERMINATE_GRACE_S = 2.0
 _DEADLINE_TOLERANCE_S = 0.05
 
 
-def _silence(fut: asyncio.Future) -> None:
+def _silence(fut: asyncio.Future[Any]) -> None:
     """Avoid 'exception was never retrieved' for futures nobody awaited."""
 
-    def _cb(f: asyncio.Future) -> None:
+    def _cb(f: asyncio.Future[Any]) -> None:
         if not f.cancelled():
             f.exception()
 
@@ -76,7 +77,7 @@ class _WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 
     def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(limit=limit, loop=loop)
-        self.exit_future: asyncio.Future = loop.create_future()
+        self.exit_future: asyncio.Future[None] = loop.create_future()
 
     def process_exited(self) -> None:
         super().process_exited()
@@ -94,7 +95,7 @@ class _OutputStream:
         self.synced = -1
         self.eof = False
         self._marker = b"\x00" + worker.token.encode() + b":"
-        self._waiters: list[tuple[int, asyncio.Future]] = []
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     async def run(self) -> None:
         buf = b""
@@ -158,7 +159,7 @@ class _OutputStream:
     async def wait_synced(self, seq: int, timeout: float) -> None:
         if self.eof or self.synced >= seq:
             return
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((seq, fut))
         try:
             await asyncio.wait_for(fut, timeout)
@@ -176,10 +177,10 @@ class _Worker:
         self.token = secrets.token_hex(8)
         self.proc: asyncio.subprocess.Process | None = None
         self.pid: int | None = None
-        self.ready: asyncio.Future = loop.create_future()  # True, or init error
-        self.exited: asyncio.Future = loop.create_future()  # returncode
+        self.ready: asyncio.Future[bool] = loop.create_future()  # True, or init error
+        self.exited: asyncio.Future[int | None] = loop.create_future()  # returncode
         _silence(self.ready)
-        self.pending: asyncio.Future | None = None  # reply of the running invocation
+        self.pending: asyncio.Future[dict[str, Any]] | None = None  # reply of the running invocation
         self.seq = 0
         self.request_id: str | None = None
         self.log_context: dict[str, Any] = {}
@@ -187,11 +188,11 @@ class _Worker:
         self.kill_reason: str | None = None
         self.retiring = False
         self.streams: list[_OutputStream] = []
-        self.tasks: list[asyncio.Task] = []
+        self.tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.StreamWriter | None = None
-        self._msg_task: asyncio.Task | None = None
+        self._msg_task: asyncio.Task[None] | None = None
         self._transport: asyncio.SubprocessTransport | None = None
-        self._exit_future: asyncio.Future | None = None
+        self._exit_future: asyncio.Future[None] | None = None
 
     # ---------------------------------------------------------- lifecycle
     @property
@@ -385,7 +386,9 @@ class _Worker:
         inv._on_worker_exit(self)
 
     # ---------------------------------------------------------- invocation
-    def send_invoke(self, event_json: str, request_id: str, deadline_ms: int, ctx: dict) -> asyncio.Future:
+    def send_invoke(
+        self, event_json: str, request_id: str, deadline_ms: int, ctx: Mapping[str, Any]
+    ) -> asyncio.Future[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         self.seq += 1
         self.request_id = request_id
@@ -467,9 +470,9 @@ class PythonInvoker(BaseInvoker):
         self._workers: set[_Worker] = set()  # members of the pool
         self._live: set[_Worker] = set()  # processes not yet exited (pool + retiring)
         self._idle: list[_Worker] = []
-        self._waiters: deque[asyncio.Future] = deque()
-        self._background: set[asyncio.Task] = set()  # drains, reaps
-        self._starting: set[asyncio.Task] = set()
+        self._waiters: deque[asyncio.Future[_Worker | None]] = deque()
+        self._background: set[asyncio.Task[None]] = set()  # drains, reaps
+        self._starting: set[asyncio.Task[None]] = set()
         self._counter = 0
 
     @property
@@ -539,7 +542,7 @@ class PythonInvoker(BaseInvoker):
         task.add_done_callback(self._starting.discard)
         return worker
 
-    def _spawn_task(self, coro) -> asyncio.Task:
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -558,21 +561,22 @@ class PythonInvoker(BaseInvoker):
             limit = self.cfg.workers + (1 if extra_ok else 0)
             if len(self._workers) < limit:
                 return self._spawn()
-            fut: asyncio.Future = loop.create_future()
+            fut: asyncio.Future[_Worker | None] = loop.create_future()
             self._waiters.append(fut)
             try:
-                worker = await fut
+                woken = await fut
             except asyncio.CancelledError:
-                if fut.done() and not fut.cancelled() and fut.result() is not None:
-                    self._release(fut.result())
+                handed = fut.result() if fut.done() and not fut.cancelled() else None
+                if handed is not None:
+                    self._release(handed)
                 else:
                     try:
                         self._waiters.remove(fut)
                     except ValueError:
                         pass
                 raise
-            if worker is not None:
-                return worker
+            if woken is not None:
+                return woken
 
     def _wake_one(self) -> None:
         while self._waiters:
@@ -627,12 +631,12 @@ class PythonInvoker(BaseInvoker):
 
     # ---------------------------------------------------------- invocation
     async def _attempt(
-        self, number: int, deadline: float, event_json: str, request_id: str, ctx: dict
+        self, number: int, deadline: float, event_json: str, request_id: str, ctx: dict[str, Any]
     ) -> Any:
         loop = asyncio.get_running_loop()
         worker = await self._acquire(extra_ok=number > 0)
-        op: asyncio.Future = worker.ready
-        msg: dict | None = None
+        op: asyncio.Future[Any] = worker.ready
+        msg: dict[str, Any] | None = None
         try:
             if not worker.ready.done():
                 await asyncio.shield(worker.ready)
@@ -653,7 +657,7 @@ class PythonInvoker(BaseInvoker):
         self._after_invocation(worker, msg)
         return self._interpret(msg, ctx, worker)
 
-    def _after_invocation(self, worker: _Worker, msg: dict | None) -> None:
+    def _after_invocation(self, worker: _Worker, msg: dict[str, Any] | None) -> None:
         limit_kb = self.cfg.memory_limit_mb * 1024
         rss_kb = int((msg or {}).get("max_rss_kb") or 0)
         if rss_kb > limit_kb and worker in self._workers:
@@ -669,7 +673,7 @@ class PythonInvoker(BaseInvoker):
             return
         self._release(worker)
 
-    def _detach(self, worker: _Worker, op: asyncio.Future, deadline: float) -> None:
+    def _detach(self, worker: _Worker, op: asyncio.Future[Any], deadline: float) -> None:
         """The attempt was cancelled: another attempt answered, the deadline
         passed or the caller gave up.  A worker still busy at the deadline is
         killed; one that finishes before it goes back to the pool."""
@@ -683,20 +687,22 @@ class PythonInvoker(BaseInvoker):
             return
         self._spawn_task(self._drain(worker, op, remaining))
 
-    async def _drain(self, worker: _Worker, op: asyncio.Future, remaining: float) -> None:
+    async def _drain(self, worker: _Worker, op: asyncio.Future[Any], remaining: float) -> None:
         done, _ = await asyncio.wait({op}, timeout=remaining)
         if done:
             self._finish_detached(worker, op)
         else:
             self._kill_at_deadline(worker)
 
-    def _finish_detached(self, worker: _Worker, op: asyncio.Future) -> None:
+    def _finish_detached(self, worker: _Worker, op: asyncio.Future[Any]) -> None:
         msg = None
         if not op.cancelled() and op.exception() is None:
             result = op.result()
             msg = result if isinstance(result, dict) else None
         if msg is not None and msg.get("type") == "error":
-            self._log_function_error(msg, {"aws_request_id": worker.request_id, **worker.log_context}, worker, late=True)
+            self._log_function_error(
+                msg, {"aws_request_id": worker.request_id, **worker.log_context}, worker, late=True
+            )
         self._after_invocation(worker, msg)
 
     def _kill_at_deadline(self, worker: _Worker) -> None:
@@ -709,7 +715,9 @@ class PythonInvoker(BaseInvoker):
         worker.kill("deadline passed")
         self._release(worker)  # not usable any more: dropped from the pool
 
-    def _log_function_error(self, msg: dict, ctx: dict, worker: _Worker, late: bool = False) -> None:
+    def _log_function_error(
+        self, msg: dict[str, Any], ctx: Mapping[str, Any], worker: _Worker, late: bool = False
+    ) -> None:
         self._error(
             "handler_error",
             ctx,
@@ -720,7 +728,7 @@ class PythonInvoker(BaseInvoker):
             **({"late": True} if late else {}),
         )
 
-    def _interpret(self, msg: dict | None, ctx: dict, worker: _Worker) -> Any:
+    def _interpret(self, msg: dict[str, Any] | None, ctx: Mapping[str, Any], worker: _Worker) -> Any:
         assert msg is not None
         mtype = msg.get("type")
         if mtype == "result":

@@ -39,6 +39,7 @@ import decimal
 import difflib
 import importlib
 import inspect
+import io
 import json
 import logging
 import os
@@ -47,6 +48,9 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, TextIO
 
 # ---------------------------------------------------------------- logging
 
@@ -59,20 +63,20 @@ _WROTE = False
 class _Unbuffered:
     """Like the Lambda runtime: stdout/stderr are flushed on every write."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
-    def __getattr__(self, attr):
+    def __getattr__(self, attr: str) -> Any:
         return getattr(self.stream, attr)
 
-    def write(self, msg):
+    def write(self, msg: str) -> int:
         global _WROTE
         _WROTE = True
         n = self.stream.write(msg)
         self.stream.flush()
         return n
 
-    def writelines(self, msgs):
+    def writelines(self, msgs: Iterable[str]) -> None:
         global _WROTE
         _WROTE = True
         self.stream.writelines(msgs)
@@ -80,19 +84,19 @@ class _Unbuffered:
 
 
 class _StandardLogSink:
-    def log(self, msg, frame_type=None):
+    def log(self, msg: str, frame_type: bytes | None = None) -> None:
         sys.stdout.write(msg)
 
-    def log_error(self, message_lines):
+    def log_error(self, message_lines: Iterable[str]) -> None:
         sys.stdout.write("\r".join(message_lines) + "\n")
 
 
 class LambdaLoggerHandler(logging.Handler):
-    def __init__(self, log_sink):
+    def __init__(self, log_sink: _StandardLogSink) -> None:
         super().__init__()
         self.log_sink = log_sink
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = self.format(record)
             self.log_sink.log(msg)
@@ -101,7 +105,7 @@ class LambdaLoggerHandler(logging.Handler):
 
 
 class LambdaLoggerFilter(logging.Filter):
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         record.aws_request_id = _CURRENT_REQUEST_ID or ""
         record.tenant_id = None
         return True
@@ -132,7 +136,7 @@ def _setup_logging() -> _StandardLogSink:
 class LambdaContext:
     """The ``context`` argument, with the attributes of Lambda's Python runtime."""
 
-    def __init__(self, invoke_id, epoch_deadline_time_in_ms, invoked_function_arn):
+    def __init__(self, invoke_id: str, epoch_deadline_time_in_ms: int, invoked_function_arn: str) -> None:
         self.aws_request_id = invoke_id
         self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
         self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
@@ -145,18 +149,18 @@ class LambdaContext:
         self.identity = None
         self._epoch_deadline_time_in_ms = epoch_deadline_time_in_ms
 
-    def get_remaining_time_in_millis(self):
+    def get_remaining_time_in_millis(self) -> int:
         delta_ms = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
         return delta_ms if delta_ms > 0 else 0
 
-    def log(self, msg):
+    def log(self, msg: object) -> None:
         for handler in logging.getLogger().handlers:
             if hasattr(handler, "log_sink"):
                 handler.log_sink.log(str(msg))
                 return
         sys.stdout.write(str(msg))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(["
             f"aws_request_id={self.aws_request_id},"
@@ -176,7 +180,7 @@ class LambdaContext:
 # ---------------------------------------------------------------- marshalling
 
 
-def _default(obj):
+def _default(obj: object) -> int | float:
     # The Lambda runtime encodes Decimal (e.g. from DynamoDB) as a number.
     if isinstance(obj, decimal.Decimal):
         if obj.is_nan():
@@ -187,7 +191,7 @@ def _default(obj):
     raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
 
 
-def _to_json(obj) -> str:
+def _to_json(obj: object) -> str:
     return json.dumps(obj, default=_default)
 
 
@@ -195,7 +199,7 @@ class _MarshalError(Exception):
     pass
 
 
-def _marshal_response(response) -> str:
+def _marshal_response(response: object) -> str:
     if isinstance(response, (bytes, bytearray, memoryview)):
         # Lambda sends bytes through as the raw payload: it must be JSON to be usable.
         try:
@@ -214,7 +218,8 @@ def _marshal_response(response) -> str:
 
 
 class _InitError(Exception):
-    def __init__(self, error_type, message, trace=None, hint=None):
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None,
+                 hint: str | None = None) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
@@ -230,7 +235,7 @@ def _split_target(target: str) -> tuple[str, str]:
     return module.replace("/", ".").strip(), func.strip()
 
 
-def _load_handler(target: str):
+def _load_handler(target: str) -> Callable[..., object]:
     modname, fname = _split_target(target)
     if not modname or not fname:
         raise _InitError("Runtime.MalformedHandlerName", f"Bad handler '{target}'")
@@ -259,7 +264,7 @@ def _load_handler(target: str):
             f"error while importing module '{modname}': {exc}",
             traceback.format_exception(exc),
         ) from None
-    obj = module
+    obj: object = module
     for part in fname.split("."):
         try:
             obj = getattr(obj, part)
@@ -332,8 +337,8 @@ def _flush_and_sync(token: str, seq: int) -> None:
             pass
 
 
-def _extract_trace(tb) -> list[str]:
-    frames = traceback.extract_tb(tb)
+def _extract_trace(tb: TracebackType | None) -> list[str]:
+    frames: list[traceback.FrameSummary] = traceback.extract_tb(tb)
     # drop this module's own frames, as Lambda drops bootstrap.py's
     while frames and frames[0].filename == __file__:
         frames = frames[1:]
@@ -365,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(encoding="utf-8", errors="backslashreplace")
         except (AttributeError, ValueError):
             pass
     sys.stdout = _Unbuffered(sys.stdout)
@@ -414,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         _CURRENT_REQUEST_ID = request_id
         _WROTE = False
         context = LambdaContext(request_id, int(msg["deadline_ms"]), invoked_function_arn)
-        reply: dict
+        reply: dict[str, Any]
         payload_text: str | None = None
         try:
             result = handler(msg["event"], context)

@@ -4,9 +4,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from tests.support.harness import ROOT, Daemon, free_port, handler_app
 

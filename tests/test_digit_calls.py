@@ -10,8 +10,18 @@ import pytest
 
 from chimevoice.media.analysis import goertzel_power
 from chimevoice.media.audio import read_pcm
-from tests.support.harness import (ROOT, Daemon, free_port, handler_app, handler_events, module_daemon,
-                                   number_rules, sipp, wait_handler_events, write_tone)
+from tests.support.harness import (
+    ROOT,
+    Daemon,
+    free_port,
+    handler_app,
+    handler_events,
+    module_daemon,
+    number_rules,
+    sipp,
+    wait_handler_events,
+    write_tone,
+)
 
 pytestmark = pytest.mark.sip
 

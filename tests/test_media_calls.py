@@ -14,8 +14,16 @@ import pytest
 from chimevoice.media.analysis import dominant_frequency, goertzel_power
 from chimevoice.media.audio import read_pcm
 from chimevoice.media.dtmf import DtmfDetector
-from tests.support.harness import (Daemon, free_port, handler_app, handler_events, module_daemon,
-                                   number_rules, wait_handler_events, write_tone)
+from tests.support.harness import (
+    Daemon,
+    free_port,
+    handler_app,
+    handler_events,
+    module_daemon,
+    number_rules,
+    wait_handler_events,
+    write_tone,
+)
 
 pytestmark = pytest.mark.sip
 
@@ -325,7 +333,9 @@ def test_keys_sent_out_of_band_are_heard_in_the_call_recording(daemon):
     res = daemon.call(user=f"{N}12", max_seconds=10, dtmf=["1.5:5"])
     assert res["answered"], res
     wait_events(daemon, f"{N}12")
-    started = [e for e in daemon.logs() if e.get("event") == "recording_started" and e.get("key", "").startswith("keys/")]
+    started = [
+        e for e in daemon.logs() if e.get("event") == "recording_started" and e.get("key", "").startswith("keys/")
+    ]
     assert started, "no call recording started"
     daemon.wait_log("recording_finished", path=str(daemon.prompts / started[-1]["key"]))
     x, _ = read_pcm(daemon.prompts / started[-1]["key"])

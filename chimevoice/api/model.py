@@ -187,18 +187,18 @@ def _validate(shape: Shape, value: Any, where: str, errors: _Errors) -> None:
             return
         _check_length(shape, value, where, errors)
         for key, item in value.items():
-            _validate(shape.key, key, f"{where}.key", errors)  # type: ignore[attr-defined]
+            _validate(shape.key, key, f"{where}.key", errors)
             if item is None:
                 errors.add(None, f"{where}.{key}", "Member must not be null")
             else:
-                _validate(shape.value, item, f"{where}.{key}", errors)  # type: ignore[attr-defined]
+                _validate(shape.value, item, f"{where}.{key}", errors)
     elif kind == "list":
         if not isinstance(value, list):
             errors.add(value, where, "Member must be a list")
             return
         _check_length(shape, value, where, errors)
         for index, item in enumerate(value):
-            _validate(shape.member, item, f"{where}.{index + 1}", errors)  # type: ignore[attr-defined]
+            _validate(shape.member, item, f"{where}.{index + 1}", errors)
     elif kind == "structure":
         if not isinstance(value, dict):
             errors.add(value, where, "Member must be a structure")
@@ -236,9 +236,9 @@ def _serialize(shape: Shape, value: Any, where: str) -> Any:
         return {name: _serialize(shape.members[name], item, f"{where}.{name}")
                 for name, item in value.items() if item is not None}
     if kind == "list":
-        return [_serialize(shape.member, item, f"{where}[]") for item in value]  # type: ignore[attr-defined]
+        return [_serialize(shape.member, item, f"{where}[]") for item in value]
     if kind == "map":
-        return {str(key): _serialize(shape.value, item, f"{where}.{key}")  # type: ignore[attr-defined]
+        return {str(key): _serialize(shape.value, item, f"{where}.{key}")
                 for key, item in value.items()}
     if kind == "timestamp":
         return _timestamp(shape, value)

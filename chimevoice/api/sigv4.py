@@ -69,7 +69,9 @@ def parse_authorization(value: str) -> Authorization:
     for chunk in rest.split(","):
         match = _PART.fullmatch(chunk)
         if match is None:
-            raise IncompleteSignatureException(f"Invalid key=value pair in Authorization header: {chunk.strip()[:80]!r}.")
+            raise IncompleteSignatureException(
+                f"Invalid key=value pair in Authorization header: {chunk.strip()[:80]!r}."
+            )
         parts[match.group(1)] = match.group(2)
     missing = [name for name in ("Credential", "SignedHeaders", "Signature") if not parts.get(name)]
     if missing:

@@ -29,16 +29,41 @@ from typing import Mapping
 
 import structlog
 
-from .base import (CONFIRMATION_CONFIRMED, CONFIRMATION_DENIED, CONFIRMATION_NONE, FALLBACK_INTENT,
-                   STATE_FAILED, STATE_FULFILLED, STATE_IN_PROGRESS, STATE_READY, BotSession, BotTurn,
-                   clean_dtmf, render_messages)
+from .base import (
+    CONFIRMATION_CONFIRMED,
+    CONFIRMATION_DENIED,
+    CONFIRMATION_NONE,
+    FALLBACK_INTENT,
+    STATE_FAILED,
+    STATE_FULFILLED,
+    STATE_IN_PROGRESS,
+    STATE_READY,
+    BotSession,
+    BotTurn,
+    clean_dtmf,
+    render_messages,
+)
 from .lex import LexV2Bot, convert_response, lex_error
-from .local import (BotConfigError, BotDefinition, BotSessionStore, LocalBot, load_definition,
-                    parse_definition)
-from .params import (ACTION_EXECUTION_THROTTLED, DEFAULT_LOCALE, INVALID_ACTION_PARAMETER,
-                     MAX_CONFIGURATION_BYTES, MSG_BOT_ACCESS_DENIED, MSG_BOT_NOT_FOUND, MSG_SYSTEM_ERROR,
-                     RESOURCE_ACCESS_DENIED, RESOURCE_NOT_FOUND, SYSTEM_EXCEPTION, BotAliasArn, BotError,
-                     BotParameters, WelcomeMessage, msg_invalid, msg_throttled, parse_bot_parameters)
+from .local import BotConfigError, BotDefinition, BotSessionStore, LocalBot, load_definition, parse_definition
+from .params import (
+    ACTION_EXECUTION_THROTTLED,
+    DEFAULT_LOCALE,
+    INVALID_ACTION_PARAMETER,
+    MAX_CONFIGURATION_BYTES,
+    MSG_BOT_ACCESS_DENIED,
+    MSG_BOT_NOT_FOUND,
+    MSG_SYSTEM_ERROR,
+    RESOURCE_ACCESS_DENIED,
+    RESOURCE_NOT_FOUND,
+    SYSTEM_EXCEPTION,
+    BotAliasArn,
+    BotError,
+    BotParameters,
+    WelcomeMessage,
+    msg_invalid,
+    msg_throttled,
+    parse_bot_parameters,
+)
 
 __all__ = [
     "ACTION_EXECUTION_THROTTLED", "BotAliasArn", "BotConfigError", "BotDefinition", "BotError",

@@ -11,12 +11,33 @@ from typing import Any
 
 import structlog
 
-from .base import (CONFIRMATION_NONE, FALLBACK_INTENT, STATE_FAILED, BotTurn, clean_dtmf, intent_object,
-                   intent_result, interpretation, render_messages)
-from .params import (ACTION_EXECUTION_THROTTLED, INVALID_ACTION_PARAMETER, MSG_BOT_ACCESS_DENIED,
-                     MSG_BOT_NOT_FOUND, MSG_SYSTEM_ERROR, P_CONFIGURATION, P_LOCALE_ID,
-                     RESOURCE_ACCESS_DENIED, RESOURCE_NOT_FOUND, SYSTEM_EXCEPTION, BotError, BotParameters,
-                     msg_invalid, msg_throttled)
+from .base import (
+    CONFIRMATION_NONE,
+    FALLBACK_INTENT,
+    STATE_FAILED,
+    BotTurn,
+    clean_dtmf,
+    intent_object,
+    intent_result,
+    interpretation,
+    render_messages,
+)
+from .params import (
+    ACTION_EXECUTION_THROTTLED,
+    INVALID_ACTION_PARAMETER,
+    MSG_BOT_ACCESS_DENIED,
+    MSG_BOT_NOT_FOUND,
+    MSG_SYSTEM_ERROR,
+    P_CONFIGURATION,
+    P_LOCALE_ID,
+    RESOURCE_ACCESS_DENIED,
+    RESOURCE_NOT_FOUND,
+    SYSTEM_EXCEPTION,
+    BotError,
+    BotParameters,
+    msg_invalid,
+    msg_throttled,
+)
 
 log = structlog.get_logger("chimevoice.bots")
 

@@ -14,9 +14,23 @@ import structlog
 import yaml
 
 from . import nlu
-from .base import (CONFIRMATION_CONFIRMED, CONFIRMATION_DENIED, CONFIRMATION_NONE, FALLBACK_INTENT,
-                   STATE_FAILED, STATE_FULFILLED, STATE_READY, BotTurn, clean_dtmf,
-                   intent_object, intent_result, interpretation, is_ssml, render_messages, slot_value)
+from .base import (
+    CONFIRMATION_CONFIRMED,
+    CONFIRMATION_DENIED,
+    CONFIRMATION_NONE,
+    FALLBACK_INTENT,
+    STATE_FAILED,
+    STATE_FULFILLED,
+    STATE_READY,
+    BotTurn,
+    clean_dtmf,
+    intent_object,
+    intent_result,
+    interpretation,
+    is_ssml,
+    render_messages,
+    slot_value,
+)
 from .params import BotParameters
 
 log = structlog.get_logger("chimevoice.bots")
@@ -90,7 +104,7 @@ class BotDefinition:
     source_arns: tuple[str, ...] = ()
 
 
-def _require(cond: bool, where: str, what: str) -> None:
+def _require(cond: object, where: str, what: str) -> None:
     if not cond:
         raise BotConfigError(f"{where}: {what}")
 
@@ -114,6 +128,7 @@ def _parse_slot_type(name: str, spec: Any, where: str) -> SlotType:
     raw_values = spec.get("values")
     _require(isinstance(raw_values, list) and raw_values, where, "'values' must be a non-empty list")
     st = SlotType(name, "custom")
+    synonyms: list[Any]
     for i, item in enumerate(raw_values):
         if isinstance(item, (str, int, float)):
             value, synonyms = str(item), []
@@ -235,7 +250,9 @@ def parse_definition(data: Any, *, path: Path | None = None) -> BotDefinition:
     _require(0.0 <= threshold <= 1.0, where, "confidence_threshold must be within 0..1")
     max_turns = _opt_int(settings.get("max_turns", 10), where)
     max_retries = _opt_int(settings.get("max_retries", 3), where)
-    _require(max_turns >= 1 and max_retries >= 1, where, "max_turns and max_retries must be >= 1")
+    if max_turns is None or max_retries is None or max_turns < 1 or max_retries < 1:
+        # (an explicit null is refused like 0, rather than failing with a TypeError)
+        raise BotConfigError(f"{where}: max_turns and max_retries must be >= 1")
     return BotDefinition(
         name=name, path=path, locales=tuple(str(x) for x in locales), intents=intents,
         messages=messages, confidence_threshold=threshold, max_turns=max_turns, max_retries=max_retries,
@@ -438,8 +455,15 @@ class LocalBot:
         log.info("bot_intent", bot=defn.name, session_id=self.session_id, intent=name, score=best[1])
         return self._next_step()
 
+    def _current_intent(self) -> IntentDef:
+        """The intent being worked on (only called while one is: ``state.intent`` is set)."""
+        name = self.state.intent
+        assert name is not None, "no intent in progress"
+        return self.definition.intents[name]
+
     def _handle_slot(self, slot_name: str | None, tokens: list[nlu.Token], dtmf: str | None) -> BotTurn:
-        intent = self.definition.intents[self.state.intent]
+        intent = self._current_intent()
+        assert slot_name is not None, "eliciting a slot without its name"
         slot = intent.slots[slot_name]
         used: set[int] = set()
         fill = self._fill_slot(slot, tokens, dtmf, used, eliciting=True)
@@ -464,7 +488,7 @@ class LocalBot:
             answer = nlu.confirmation_of(tokens)
         if answer is None:
             return self._not_understood()
-        intent = self.definition.intents[self.state.intent]
+        intent = self._current_intent()
         if answer == "Yes":
             self.state.confirmation = CONFIRMATION_CONFIRMED
             return self._fulfil(intent)
@@ -473,7 +497,7 @@ class LocalBot:
         return self._finish(STATE_FAILED, [self._fmt(message)])
 
     def _next_step(self, prefix: list[tuple[str, str]] | None = None) -> BotTurn:
-        intent = self.definition.intents[self.state.intent]
+        intent = self._current_intent()
         for slot in intent.slots.values():
             self.state.slots.setdefault(slot.name, None)
         for slot in intent.slots.values():
@@ -497,12 +521,14 @@ class LocalBot:
             log.info("bot_retries_exhausted", bot=self.definition.name, session_id=self.session_id)
             return self._fail()
         kind, slot = self._eliciting
+        prompt: str | None
         if kind == "intent":
             prompt = self.definition.messages["elicit_intent"]
         elif kind == "slot":
-            prompt = self.definition.intents[self.state.intent].slots[slot].prompt
+            assert slot is not None, "eliciting a slot without its name"
+            prompt = self._current_intent().slots[slot].prompt
         else:
-            prompt = self.definition.intents[self.state.intent].confirmation_prompt
+            prompt = self._current_intent().confirmation_prompt
         action = {"intent": "ElicitIntent", "slot": "ElicitSlot", "confirm": "ConfirmIntent"}[kind]
         return self._say([self.definition.messages["not_understood"], self._fmt(prompt)], action, slot)
 

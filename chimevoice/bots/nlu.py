@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 STOPWORDS = frozenset("""
 a an the i me my we us our you your to would will like want wanna please pls can could may
@@ -162,15 +166,15 @@ def tokens_similar(a: str, b: str) -> bool:
     return difflib.SequenceMatcher(None, a, b).ratio() >= FUZZY_TOKEN_CUTOFF
 
 
-def find_phrases(tokens: list[Token], phrases: dict[tuple[str, ...], str], used: set[int] | None = None,
-                 *, fuzzy: bool = True) -> list[tuple[int, int, str]]:
+def find_phrases(tokens: list[Token], phrases: Mapping[tuple[str, ...], T], used: set[int] | None = None,
+                 *, fuzzy: bool = True) -> list[tuple[int, int, T]]:
     """Non-overlapping occurrences of *phrases* (token tuples -> label), longest first.
 
     Exact matches are taken first; with *fuzzy*, remaining single tokens of four or
     more letters may match a one-token phrase by difflib ratio.
     """
     used = set(used or ())
-    found: list[tuple[int, int, str]] = []
+    found: list[tuple[int, int, T]] = []
     norms = [t.norm for t in tokens]
     for phrase in sorted(phrases, key=len, reverse=True):
         n = len(phrase)

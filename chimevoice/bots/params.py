@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
-from chimevoice.engine.errors import ActionError, MSG_BAD_LEG, MSG_SYSTEM
+from chimevoice.engine.errors import MSG_BAD_LEG, MSG_SYSTEM, ActionError
 
 # ErrorType values of 03c §7 (verbatim).
 INVALID_ACTION_PARAMETER = "InvalidActionParameter"

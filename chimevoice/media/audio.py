@@ -52,11 +52,12 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
 
 from chimevoice.engine.errors import INVALID_AUDIO_SOURCE, ActionError
+
 from .storage import BucketStore, ObjectAccessError, atomic_writer
 
 __all__ = [
@@ -192,7 +193,8 @@ def inspect_wav(fh: BinaryIO, file_size: int | None = None) -> WavInfo:
     if len(head) < 12 or head[0:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise AudioSourceError.invalid("not_wav", "not a RIFF/WAVE file")
     fmt: bytes | None = None
-    data_offset = data_size = None
+    data_offset: int | None = None
+    data_size: int | None = None
     pos = 12
     while pos + 8 <= file_size:
         fh.seek(pos)
@@ -218,7 +220,7 @@ def inspect_wav(fh: BinaryIO, file_size: int | None = None) -> WavInfo:
         pos = body + csize + (csize & 1)
     if fmt is None:
         raise AudioSourceError.invalid("not_wav", "no fmt chunk")
-    if data_offset is None:
+    if data_offset is None or data_size is None:  # (both are set together)
         raise AudioSourceError.invalid("not_wav", "no data chunk")
 
     tag, channels, rate, _byte_rate, block_align, bits = struct.unpack("<HHIIHH", fmt[:16])
@@ -320,7 +322,7 @@ def read_pcm(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     return samples, info.sample_rate
 
 
-def _decode_mono(fh: BinaryIO, info: WavInfo, rate: int):
+def _decode_mono(fh: BinaryIO, info: WavInfo, rate: int) -> Iterator[np.ndarray]:
     """Yield int16 mono blocks at ``rate`` decoded from the open WAV file ``fh``."""
     import av  # imported lazily: only needed when converting
 
@@ -336,13 +338,13 @@ def _decode_mono(fh: BinaryIO, info: WavInfo, rate: int):
         to_out = av.AudioResampler(format="s16", layout="mono", rate=rate)
         src_rate = stream.rate or info.sample_rate
 
-        def emit(frame):
+        def emit(frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
             for out in to_out.resample(frame):
                 yield out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
 
         if info.channels == 1:
             # Mono: swresample converts format and rate in one step.
-            def frames():
+            def frames() -> Iterator[np.ndarray]:
                 for frame in container.decode(stream):
                     yield from emit(frame)
 
@@ -352,14 +354,14 @@ def _decode_mono(fh: BinaryIO, info: WavInfo, rate: int):
             to_float = av.AudioResampler(format="fltp")  # keeps layout and rate
             batch = max(4096, src_rate // 4)
 
-            def mono_frame(parts):
+            def mono_frame(parts: list[np.ndarray]) -> av.AudioFrame:
                 mono = np.concatenate(parts) if len(parts) > 1 else parts[0]
                 mono = np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0).astype(np.float32)
                 mframe = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="fltp", layout="mono")
                 mframe.sample_rate = src_rate
                 return mframe
 
-            def frames():
+            def frames() -> Iterator[np.ndarray]:
                 parts: list[np.ndarray] = []
                 pending = 0
                 for frame in container.decode(stream):

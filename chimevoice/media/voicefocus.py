@@ -68,7 +68,11 @@ def _load() -> ctypes.CDLL:
             return _lib
         if _lib_error is not None:
             raise VoiceFocusUnavailable(_lib_error)
-        names = [os.environ.get("CHIMEVOICE_LIBSPEEXDSP", ""), "libspeexdsp.so.1", ctypes.util.find_library("speexdsp") or ""]
+        names = [
+            os.environ.get("CHIMEVOICE_LIBSPEEXDSP", ""),
+            "libspeexdsp.so.1",
+            ctypes.util.find_library("speexdsp") or "",
+        ]
         errors = []
         for name in filter(None, names):
             try:
@@ -116,7 +120,9 @@ def _as_int16(samples: bytes | bytearray | memoryview | np.ndarray) -> tuple[np.
 class NoiseSuppressor:
     """The speex noise suppressor on one stream: always on, fixed latency of one frame."""
 
-    def __init__(self, *, rate: int = RATE, frame_samples: int = FRAME_SAMPLES, suppress_db: int = DEFAULT_SUPPRESS_DB) -> None:
+    def __init__(
+        self, *, rate: int = RATE, frame_samples: int = FRAME_SAMPLES, suppress_db: int = DEFAULT_SUPPRESS_DB
+    ) -> None:
         if frame_samples <= 0 or rate <= 0:
             raise ValueError("rate and frame_samples must be positive")
         if suppress_db > 0:
@@ -203,7 +209,14 @@ class VoiceFocus:
     half a second. ``seconds_enabled`` counts processed audio (``BillableVoiceFocusSeconds``).
     """
 
-    def __init__(self, enabled: bool = False, *, rate: int = RATE, frame_samples: int = FRAME_SAMPLES, suppress_db: int = DEFAULT_SUPPRESS_DB) -> None:
+    def __init__(
+        self,
+        enabled: bool = False,
+        *,
+        rate: int = RATE,
+        frame_samples: int = FRAME_SAMPLES,
+        suppress_db: int = DEFAULT_SUPPRESS_DB,
+    ) -> None:
         self.rate = rate
         self.frame_samples = frame_samples
         self.latency_samples = frame_samples

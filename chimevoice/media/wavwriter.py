@@ -320,7 +320,10 @@ def _repair(path: Path) -> tuple[int, int, int, bool]:
 
 
 # Chunks other writers put after ``data``; anything else after the declared data is audio.
-_TRAILING_CHUNKS = {b"LIST", b"id3 ", b"ID3 ", b"cue ", b"smpl", b"bext", b"JUNK", b"junk", b"PAD ", b"fact", b"inst", b"acid", b"plst", b"labl", b"note", b"ltxt"}
+_TRAILING_CHUNKS = {
+    b"LIST", b"id3 ", b"ID3 ", b"cue ", b"smpl", b"bext", b"JUNK", b"junk",
+    b"PAD ", b"fact", b"inst", b"acid", b"plst", b"labl", b"note", b"ltxt",
+}
 
 
 def _chunks_follow(fh, pos: int, file_size: int) -> bool:
@@ -495,7 +498,9 @@ class StereoInterleaver:
 _MARKERS = {"pause": (880.0, 660.0), "resume": (660.0, 880.0)}
 
 
-def marker_tone(kind: str, *, rate: int = 8000, beep_ms: int = 120, gap_ms: int = 40, level_dbfs: float = -12.0) -> np.ndarray:
+def marker_tone(
+    kind: str, *, rate: int = 8000, beep_ms: int = 120, gap_ms: int = 40, level_dbfs: float = -12.0
+) -> np.ndarray:
     """The tone written into a recording at a pause (descending 880→660 Hz) or a resume
     (ascending 660→880 Hz): two beeps of ``beep_ms`` with ``gap_ms`` between, mono int16."""
     try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -110,7 +111,7 @@ class CachingSynthesizer:
             self.stats.misses += 1
             task = asyncio.ensure_future(self._fill(req, path))
             self._inflight[key] = task
-            task.add_done_callback(lambda t, k=key: self._done(k, t))
+            task.add_done_callback(functools.partial(self._done, key))
         else:
             self.stats.joins += 1
         return await asyncio.shield(task)

@@ -3,32 +3,36 @@
 Source: spec 03b §2.7 (Speak, guide L12907-12920), §3.8 (SpeakAndGetDigits,
 L13296-13308), §5 (E3-E5, E9, E12, E13, E15) and Appendix A (English wording).
 
-========================================  =================================  ==================================================
-condition                                 ErrorType                          ErrorMessage
-========================================  =================================  ==================================================
-Text missing or ``""``                    MissingRequiredActionParameter     ``Text is a required parameter.``            (stated)
-Text longer than 1,000 characters         MissingRequiredActionParameter     ``Text is limited to 1,000 characters``      (stated)
-Text not a string                         InvalidActionParameter             ``Text parameter value is invalid.``         (ours)
-Engine not ``standard``/``neural``,       InvalidActionParameter             ``Engine parameter value is invalid.``       (ours)
+===================================  ==============================  ===================================================
+condition                            ErrorType                       ErrorMessage
+===================================  ==============================  ===================================================
+Text missing or ``""``               MissingRequiredActionParameter  ``Text is a required parameter.`` (stated)
+Text longer than 1,000 characters    MissingRequiredActionParameter  ``Text is limited to 1,000 characters`` (stated)
+Text not a string                    InvalidActionParameter          ``Text parameter value is invalid.`` (ours)
+Engine not ``standard``/``neural``,  InvalidActionParameter          ``Engine parameter value is invalid.`` (ours)
 or the voice lacks that engine
-TextType not ``text``/``ssml``            InvalidActionParameter             ``TextType parameter value is invalid.``     (ours)
-LanguageCode malformed, not a Polly       InvalidActionParameter             ``LanguageCode parameter value is invalid.`` (ours)
-language, not spoken by the voice, or
-(local backend) no local voice for it
-VoiceId unknown (case-sensitive), or      InvalidActionParameter             ``VoiceId parameter value is invalid.``      (ours)
-(local backend) no local voice for the
-voice's own language
-SSML malformed or not Polly SSML          InvalidActionParameter             ``Text parameter value is not valid SSML.``  (ours)
-Polly rejects a parameter we cannot       InvalidActionParameter             ``Speech parameter value is invalid.``       (ours)
+TextType not ``text``/``ssml``       InvalidActionParameter          ``TextType parameter value is invalid.`` (ours)
+LanguageCode malformed, not a Polly  InvalidActionParameter          ``LanguageCode parameter value is invalid.`` (ours)
+language, not spoken by the voice,
+or (local backend) no local voice
+for it
+VoiceId unknown (case-sensitive),    InvalidActionParameter          ``VoiceId parameter value is invalid.`` (ours)
+or (local backend) no local voice
+for the voice's own language
+SSML malformed or not Polly SSML     InvalidActionParameter          ``Text parameter value is not valid SSML.`` (ours)
+Polly rejects a parameter we cannot  InvalidActionParameter          ``Speech parameter value is invalid.`` (ours)
 name (Polly backend only)
-TTS credentials/permission refused        AccessDenied                       Speak: ``The AWSServiceRoleForAmazonChimeVoiceConnector
-                                                                             service-linked role is not configured correctly.``;
-                                                                             SpeakAndGetDigits: ``The AWSServiceRoleForAmazonChimeVoiceConnector
-                                                                             role is not configured correctly.``          (stated)
-TTS throttled                             ActionExecutionThrottled           ``Amazon Polly is throttling the request to synthesize speech.`` (stated)
-anything else (engine crash, network,     SystemException                    ``System error while running action``        (stated, JSON form)
-Polly 5xx, ...)
-========================================  =================================  ==================================================
+TTS credentials/permission refused   AccessDenied                    Speak: ``The
+                                                                     AWSServiceRoleForAmazonChimeVoiceConnector
+                                                                     service-linked role is not configured
+                                                                     correctly.``; SpeakAndGetDigits: ``The
+                                                                     AWSServiceRoleForAmazonChimeVoiceConnector
+                                                                     role is not configured correctly.`` (stated)
+TTS throttled                        ActionExecutionThrottled        ``Amazon Polly is throttling the request to
+                                                                     synthesize speech.`` (stated)
+anything else (engine crash,         SystemException                 ``System error while running action``
+network, Polly 5xx, ...)                                             (stated, JSON form)
+===================================  ==============================  ===================================================
 
 The guide leaves the ``InvalidActionParameter`` message empty (L12914, L13305); the
 ``<Name> parameter value is invalid.`` wording is the one spec 03b §5 E9 recommends.

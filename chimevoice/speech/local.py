@@ -43,8 +43,8 @@ import structlog
 
 from .errors import SpeechError
 from .request import ResolvedRequest, SpeechRequest, canonical, resolve
-from .ssml import STRENGTH_MS, Item, Pause, Span, Style
-from .voices import F, LOCAL_LANGUAGES, local_voice_for
+from .ssml import STRENGTH_MS, Item, Span, Style
+from .voices import LOCAL_LANGUAGES, F, local_voice_for
 from .wavio import OUTPUT_RATE, parse_wav_bytes, resample, write_wav_atomic
 
 __all__ = ["LocalSynthesizer", "RENDER_VERSION"]
@@ -147,10 +147,11 @@ class LocalSynthesizer:
         if self._binary is None:
             log.warning("speech.espeak_missing", hint="apt-get install espeak-ng")
             return "missing", {}, set()
+        binary = self._binary
 
         def run(*args: str) -> str:
             try:
-                return subprocess.run([self._binary, *args], capture_output=True, text=True,
+                return subprocess.run([binary, *args], capture_output=True, text=True,
                                       timeout=10, check=False).stdout
             except (OSError, subprocess.SubprocessError):
                 return ""
@@ -220,10 +221,11 @@ class LocalSynthesizer:
         plan = self._plan(resolved, main)
         chunks = [p for p in plan if isinstance(p, _Chunk)]
         results = await asyncio.gather(*(self._run(c) for c in chunks), return_exceptions=True)
-        for r in results:
+        audio: dict[int, np.ndarray] = {}
+        for c, r in zip(chunks, results):
             if isinstance(r, BaseException):
                 raise r
-        audio = dict(zip((id(c) for c in chunks), results))
+            audio[id(c)] = r
         path = self.output_path(req)
         duration = await asyncio.to_thread(self._assemble, plan, audio, path)
         self.syntheses += 1

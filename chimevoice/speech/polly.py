@@ -11,23 +11,28 @@ wrapped in a WAV header and written atomically into ``cache_dir``.
 
 Error mapping (:func:`map_polly_error`; spec 03b §4 self-hosted mapping, E12/E13/E15):
 
-======================================================  ==========================================
-Polly / botocore                                         SpeechError
-======================================================  ==========================================
-``InvalidSsmlException``                                 InvalidActionParameter, ``Text parameter value is not valid SSML.``
-``EngineNotSupportedException``                          InvalidActionParameter, ``Engine parameter value is invalid.``
-``LanguageNotSupportedException``                        InvalidActionParameter, ``LanguageCode parameter value is invalid.``
-``ValidationException`` naming voiceId / languageCode /  InvalidActionParameter with that parameter's message
-engine / textType / text (otherwise the generic
-``Speech parameter value is invalid.``)
-``TextLengthExceededException``                          MissingRequiredActionParameter, ``Text is limited to 1,000 characters``
-throttling codes (``ThrottlingException``,               ActionExecutionThrottled (after botocore's own retries)
-``TooManyRequestsException``, ...) or HTTP 429
-``AccessDeniedException``, ``UnrecognizedClientException``,  AccessDenied
-signature/token errors, HTTP 401/403, no credentials
-anything else: 5xx, ``ServiceFailureException``,         SystemException, ``System error while running action``
-connection errors, timeouts, a non-PCM answer
-======================================================  ==========================================
+==========================================  =======================================================================
+Polly / botocore                            SpeechError
+==========================================  =======================================================================
+``InvalidSsmlException``                    InvalidActionParameter, ``Text parameter value is not valid SSML.``
+``EngineNotSupportedException``             InvalidActionParameter, ``Engine parameter value is invalid.``
+``LanguageNotSupportedException``           InvalidActionParameter, ``LanguageCode parameter value is invalid.``
+``ValidationException`` naming voiceId /    InvalidActionParameter with that parameter's message
+languageCode / engine / textType / text
+(otherwise the generic ``Speech parameter
+value is invalid.``)
+``TextLengthExceededException``             MissingRequiredActionParameter, ``Text is limited to 1,000 characters``
+throttling codes (``ThrottlingException``,  ActionExecutionThrottled (after botocore's own retries)
+``TooManyRequestsException``, ...) or
+HTTP 429
+``AccessDeniedException``,                  AccessDenied
+``UnrecognizedClientException``,
+signature/token errors, HTTP 401/403,
+no credentials
+anything else: 5xx,                         SystemException, ``System error while running action``
+``ServiceFailureException``, connection
+errors, timeouts, a non-PCM answer
+==========================================  =======================================================================
 """
 from __future__ import annotations
 

@@ -22,7 +22,9 @@ def test_modeled_errors_have_the_models_status_codes():
 def test_routes_come_from_the_model():
     model = load_model(SERVICE)
     create = route_of(model.operation_model("CreateSipMediaApplicationCall"))
-    assert (create.method, create.path, create.status) == ("POST", "/sip-media-applications/{sipMediaApplicationId}/calls", 201)
+    assert (create.method, create.path, create.status) == (
+        "POST", "/sip-media-applications/{sipMediaApplicationId}/calls", 201
+    )
     restore = route_of(model.operation_model("RestorePhoneNumber"))
     assert restore.path == "/phone-numbers/{phoneNumberId}" and restore.query == (("operation", "restore"),)
 

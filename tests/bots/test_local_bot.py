@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chimevoice.bots import (BotError, BotSession, BotSessionStore, LexV2Bot, LocalBot, create_bot,
-                             parse_bot_parameters)
+from chimevoice.bots import BotError, BotSession, BotSessionStore, LexV2Bot, LocalBot, create_bot, parse_bot_parameters
 
 from .conftest import LOCAL_ARN, LOCAL_BOTS, PIZZA_YAML, action_params
 

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from chimevoice.bots import (DEFAULT_LOCALE, MAX_CONFIGURATION_BYTES, BotError, WelcomeMessage,
-                             parse_bot_parameters)
+from chimevoice.bots import DEFAULT_LOCALE, MAX_CONFIGURATION_BYTES, BotError, WelcomeMessage, parse_bot_parameters
 from chimevoice.engine.errors import ActionError
 
 from .conftest import action_params

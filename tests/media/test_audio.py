@@ -33,7 +33,8 @@ def cache(tmp_path):
 
 def assert_8k_mono_s16(path, expected_seconds, tol_s=0.003):
     h = parse_header(path)
-    assert (h["tag"], h["channels"], h["rate"], h["bits"], h["block_align"], h["byte_rate"]) == (1, 1, 8000, 16, 2, 16000)
+    fields = (h["tag"], h["channels"], h["rate"], h["bits"], h["block_align"], h["byte_rate"])
+    assert fields == (1, 1, 8000, 16, 2, 16000)
     assert h["data_size"] == len(h["data"]) == h["file_size"] - 44
     assert h["riff_size"] == h["file_size"] - 8
     samples = np.frombuffer(h["data"], dtype="<i2")
@@ -75,7 +76,9 @@ def test_prepare_mono_formats(cache, tmp_path, sample_format, rate, extensible):
     assert goertzel_power(core, 8000, FREQ) / np.mean(core**2) > 0.98
 
 
-@pytest.mark.parametrize("sample_format,rate,extensible", [("s16", 44100, False), ("f32", 96000, True), ("s24", 48000, True)])
+@pytest.mark.parametrize(
+    "sample_format,rate,extensible", [("s16", 44100, False), ("f32", 96000, True), ("s24", 48000, True)]
+)
 def test_prepare_stereo_downmixes_both_channels(cache, tmp_path, sample_format, rate, extensible):
     left = tone(697.0, 1.0, rate, 0.5)
     right = tone(1209.0, 1.0, rate, 0.5)
@@ -171,7 +174,9 @@ def assert_invalid(exc_info, reason):
     assert err.error_type == INVALID_AUDIO_SOURCE == "InvalidAudioSource"
     assert err.message == MSG_INVALID_AUDIO_SOURCE == "Audio Source parameter value is invalid."
     assert err.reason == reason
-    assert err.as_action_data() == {"ErrorType": "InvalidAudioSource", "ErrorMessage": "Audio Source parameter value is invalid."}
+    assert err.as_action_data() == {
+        "ErrorType": "InvalidAudioSource", "ErrorMessage": "Audio Source parameter value is invalid."
+    }
 
 
 def test_text_file_named_wav(cache, tmp_path):
@@ -201,7 +206,9 @@ def test_mp3_in_wav_container(cache, tmp_path):
 @pytest.mark.parametrize("encoding", ["a-law", "u-law", "gsm-full-rate", "ima-adpcm"])
 def test_compressed_wav_from_sox(cache, tmp_path, encoding):
     src = tmp_path / f"{encoding}.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", encoding, str(src), "synth", "1", "sine", "440"], check=True)
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-e", encoding, str(src), "synth", "1", "sine", "440"], check=True
+    )
     with pytest.raises(AudioSourceError) as ei:
         cache.prepare(src)
     assert_invalid(ei, "compressed")
@@ -316,7 +323,12 @@ def test_prepare_object_ok(cache, store):
 
 @pytest.mark.parametrize(
     "bucket,key",
-    [("prompts", "missing.wav"), ("other-bucket", "ok.wav"), ("prompts", "../outside.wav"), ("prompts", "/etc/hostname")],
+    [
+        ("prompts", "missing.wav"),
+        ("other-bucket", "ok.wav"),
+        ("prompts", "../outside.wav"),
+        ("prompts", "/etc/hostname"),
+    ],
 )
 def test_prepare_object_access_errors(cache, store, bucket, key):
     with pytest.raises(AudioSourceError) as ei:
@@ -371,7 +383,9 @@ def test_parse_audio_source():
     ):
         with pytest.raises(AudioSourceError) as ei:
             parse_audio_source(bad)
-        assert (ei.value.error_type, ei.value.message) == ("InvalidAudioSource", "Audio Source parameter value is invalid.")
+        assert (ei.value.error_type, ei.value.message) == (
+            "InvalidAudioSource", "Audio Source parameter value is invalid."
+        )
 
 
 # -- caching ---------------------------------------------------------------------------

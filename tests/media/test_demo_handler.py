@@ -111,7 +111,9 @@ def test_hang_up_after_action_events(ev):
 def test_hangup_event_returns_no_actions():
     ev = event(
         "HANGUP",
-        ActionData={"Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": CALL_ID, "ParticipantTag": "LEG-A"}},
+        ActionData={
+            "Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": CALL_ID, "ParticipantTag": "LEG-A"}
+        },
     )
     ev["CallDetails"]["Participants"][0]["Status"] = "Disconnected"
     assert demo.handler(ev, None) == {"SchemaVersion": "1.0", "Actions": []}

@@ -181,7 +181,9 @@ def test_short_tones_are_rejected(ms):
 def test_a_dropout_does_not_split_a_press(dropout_ms):
     rng = np.random.default_rng(dropout_ms)
     for key in "1#D":
-        y = np.concatenate((np.zeros(400), pair(key, 0.12, rng), np.zeros(dropout_ms * 8), pair(key, 0.12, rng), np.zeros(800)))
+        y = np.concatenate(
+            (np.zeros(400), pair(key, 0.12, rng), np.zeros(dropout_ms * 8), pair(key, 0.12, rng), np.zeros(800))
+        )
         assert digits(pcm16(y)) == key
 
 
@@ -227,7 +229,9 @@ def test_15_db_snr_white_noise_is_detected(seed):
     y, _ = stream(KEYS, seed=70 + seed, snr_db=15.0)
     assert digits(y) == KEYS
     lo_db, hi_db = twist_levels(-8.0, weaker=-20.0)
-    y, _ = stream(KEYS, seconds=0.045, seed=80 + seed, snr_db=15.0, lo_db=lo_db, hi_db=hi_db, off_lo=-0.015, off_hi=0.015)
+    y, _ = stream(
+        KEYS, seconds=0.045, seed=80 + seed, snr_db=15.0, lo_db=lo_db, hi_db=hi_db, off_lo=-0.015, off_hi=0.015
+    )
     assert digits(y) == KEYS
 
 
@@ -337,7 +341,9 @@ def speech(tmp_path_factory):
     for i, (voice, text) in enumerate(SPEECH):
         raw, out = d / f"{i}.wav", d / f"{i}_8k.wav"
         subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True, capture_output=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True, capture_output=True)
+        subprocess.run(
+            ["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True, capture_output=True
+        )
         with wave.open(str(out)) as w:
             assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, 1, 2)
             parts.append(np.frombuffer(w.readframes(w.getnframes()), "<i2"))

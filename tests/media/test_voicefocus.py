@@ -109,7 +109,7 @@ def test_clean_speech_passes_with_exactly_one_frame_of_latency(speech):
     x = speech.astype(np.int16)
     y = run_frames(VoiceFocus(True), x).astype(np.float64)
     lags = range(0, 400)
-    c = [np.dot(speech[: speech.size - 400], y[l : l + speech.size - 400]) for l in lags]
+    c = [np.dot(speech[: speech.size - 400], y[lag : lag + speech.size - 400]) for lag in lags]
     assert int(np.argmax(c)) == D == 160
     assert corr(speech[:-D], y[D:]) > 0.99
     assert snr(speech[:-D], y[D:]) > 20.0
@@ -153,7 +153,8 @@ def test_switching_on_and_off_keeps_the_timeline(speech):
         out.append(vf.process(x[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]))
     y = np.concatenate(out).astype(np.float64)[D:]
     ref = speech[:-D]
-    assert vf.seconds_enabled == pytest.approx(FRAME_SAMPLES / RATE * sum(1 for k in range(n_frames) if (k // 25) % 2), abs=1e-9)
+    enabled_frames = sum(1 for k in range(n_frames) if (k // 25) % 2)
+    assert vf.seconds_enabled == pytest.approx(FRAME_SAMPLES / RATE * enabled_frames, abs=1e-9)
     for k in range(25, n_frames - 1, 25):  # the frames right after each switch
         seg = slice(k * FRAME_SAMPLES - D, k * FRAME_SAMPLES - D + 2 * FRAME_SAMPLES)
         r, o = ref[seg], y[seg]

@@ -372,9 +372,11 @@ def test_stereo_interleaver_feeds_writer(tmp_path):
     with WavWriter(path, channels=2) as w:
         while pa < a.size or pb < b.size:  # frames arrive in a random order per track
             if pb >= b.size or (pa < a.size and rng.random() < 0.5):
-                st.push_left(a[pa : pa + 160]); pa += 160
+                st.push_left(a[pa : pa + 160])
+                pa += 160
             else:
-                st.push_right(b[pb : pb + 160]); pb += 160
+                st.push_right(b[pb : pb + 160])
+                pb += 160
             w.append(st.pop())
         w.append(st.flush())
     params, got = read_wav(path)

@@ -59,9 +59,14 @@ def wav_bytes(
     if extensible:
         sub = struct.pack("<H", tag) + _GUID_TAIL
         mask = {1: 0x4, 2: 0x3}.get(channels, 0)
-        fmt = struct.pack("<HHIIHHHHI", EXTENSIBLE, channels, rate, rate * block_align, block_align, bits, 22, bits, mask) + sub
+        fmt = struct.pack(
+            "<HHIIHHHHI", EXTENSIBLE, channels, rate, rate * block_align, block_align, bits, 22, bits, mask
+        ) + sub
     else:
-        fmt = struct.pack("<HHIIHH", format_tag if format_tag is not None else tag, channels, rate, rate * block_align, block_align, bits)
+        fmt = struct.pack(
+            "<HHIIHH", format_tag if format_tag is not None else tag, channels, rate, rate * block_align, block_align,
+            bits,
+        )
         if is_float:
             fmt += struct.pack("<H", 0)  # cbSize, as float writers emit
     chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + (b"\0" if len(fmt) % 2 else b"")

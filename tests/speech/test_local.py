@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from chimevoice.speech import LocalSynthesizer, POLLY_VOICES, SpeechError, SpeechRequest
+from chimevoice.speech import POLLY_VOICES, LocalSynthesizer, SpeechError, SpeechRequest
 
 from .wavcheck import dbfs, frame_rms, longest_silence, read_wav, speech_evidence
 
