@@ -14,8 +14,10 @@ from .cdr import CdrWriter
 from .config import Config, SipMediaApplication
 from .media.audio import AudioCache
 from .media.storage import BucketStore
-from .media.worker import MediaWorker, recover_recordings
+from .media.worker import MediaEvent, MediaWorker, recover_recordings
 from .metrics import Metrics
+from .sip.commands import Tap
+from .sip.events import SipEvent
 
 log = structlog.get_logger("chimevoice.daemon")
 
@@ -54,7 +56,7 @@ class Daemon:
         self.stopping = asyncio.Event()
 
     async def run(self) -> int:
-        from .sip.endpoint import SipEndpoint   # needs the pjsua2 server build
+        from .sip.endpoint import SipEndpoint  # needs the pjsua2 server build
 
         cfg = self.cfg
         loop = asyncio.get_running_loop()
@@ -73,12 +75,19 @@ class Daemon:
                               buckets=BucketStore(dict(cfg.buckets)), cdr=CdrWriter(data),
                               metrics=self.metrics, loop=loop)
         endpoint: SipEndpoint | None = None
-        media = MediaWorker(lambda event: loop.call_soon_threadsafe(manager.on_media_event, event),
-                            lambda leg, i, o: endpoint.tap(leg, i, o) if endpoint else None,
-                            journal_dir=journal, voice_focus_factory=voice_focus_factory())
-        endpoint = SipEndpoint(endpoint_settings(cfg),
-                               lambda batch: loop.call_soon_threadsafe(manager.on_sip_events, batch),
-                               on_audio=media.on_audio)
+        def post_media(event: MediaEvent) -> None:       # on the media thread
+            loop.call_soon_threadsafe(manager.on_media_event, event)
+
+        def post_sip(batch: list[SipEvent]) -> None:      # on the pjsua2 thread
+            loop.call_soon_threadsafe(manager.on_sip_events, batch)
+
+        def set_taps(leg: str, incoming: bool, outgoing: bool) -> None:
+            if endpoint is not None:
+                endpoint.send(Tap(leg, incoming, outgoing))
+
+        media = MediaWorker(post_media, set_taps, journal_dir=journal,
+                            voice_focus_factory=voice_focus_factory())
+        endpoint = SipEndpoint(endpoint_settings(cfg), post_sip, on_audio=media.on_audio)
         manager.sip = endpoint
         manager.media = media
         media.start()
@@ -101,7 +110,7 @@ class Daemon:
         await self.stopping.wait()
         if api is not None:
             await api.stop()                          # no new API calls while draining
-        log.info("shutting_down", active_calls=len(manager.by_tx), drain_timeout_s=self.drain_timeout_s)
+        log.info("shutting_down", active_calls=manager.active_calls, drain_timeout_s=self.drain_timeout_s)
         await manager.drain(self.drain_timeout_s)
         if runner is not None:
             await runner.cleanup()
@@ -133,7 +142,7 @@ class Daemon:
 
         async def health(_request):
             return web.json_response({"status": "ok" if manager.accepting else "draining",
-                                      "active_calls": len(manager.by_tx)})
+                                      "active_calls": manager.active_calls})
 
         app = web.Application()
         app.router.add_get("/metrics", metrics)

@@ -5,15 +5,24 @@ import concurrent.futures
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chimevoice.media.analysis import dominant_frequency, goertzel_power, similarity
 from chimevoice.media.audio import read_pcm
-from tests.support.harness import (ROOT, Daemon, expect_status_scenario, free_port, handler_app,
-                                   handler_events, read_events, sipp, wait_handler_events, write_tone)
+from tests.support.harness import (
+    ROOT,
+    Daemon,
+    expect_status_scenario,
+    free_port,
+    handler_app,
+    handler_events,
+    read_events,
+    sipp,
+    wait_handler_events,
+    write_tone,
+)
 
 pytestmark = pytest.mark.sip
 
@@ -66,14 +75,14 @@ def daemon(tmp_path_factory):
     rules = [rule(0, N + "0", "greeter"), rule(1, N + "1", "slow"), rule(2, N + "2", "garbage"),
              rule(3, N + "3", "crasher", "greeter-b"), rule(4, N + "4", "attributes"),
              *(rule(i, N + str(i), "scripted") for i in (5, 6, 7, 8)),
-             *(rule(i, f"+155501000{i}", "scripted") for i in (10, 12)),
+             *(rule(i, f"+155501000{i}", "scripted") for i in (10, 12, 13)),
              rule(20, AUTH_NUMBER, "greeter")]
     cfg = d.write_config(apps, rules=rules)
     # A second trunk that requires digest credentials.
     import yaml
     data = yaml.safe_load(cfg.read_text())
     data["voice_connectors"][0]["phone_numbers"] = [N + str(i) for i in range(10)] + [
-        f"+155501000{i}" for i in (10, 12)]
+        f"+155501000{i}" for i in (10, 12, 13)]
     data["voice_connectors"].append({"id": "vc-auth", "name": "auth trunk", "host_name": "vc-auth.local",
                                      "allow_list": ["127.0.0.1/32"], "phone_numbers": [AUTH_NUMBER],
                                      "credentials": {"username": "pbx1", "password": "s3cret"}})
@@ -199,6 +208,20 @@ def test_garbage_response_yields_invalid_lambda_response(daemon):
     assert invalid["ErrorType"] == "InvalidLambdaResponse"
     assert invalid["ErrorMessage"] == "Error reading the action list."
     assert evs[2]["ActionData"]["Parameters"]["SipResponseCode"] == 486
+
+
+def test_invalid_reply_to_invalid_lambda_response_ends_the_call(daemon):
+    """README reading 19: the handler answers INVALID_LAMBDA_RESPONSE with the same over-long
+    list; the call gets 480 after two invocations, with one log line, not 1,000 invocations."""
+    res = daemon.call(user="+15550100013")
+    assert not res["answered"] and res["final_status"] == 480, res
+    line = daemon.wait_log("invalid_reply_loop")
+    assert line["TransactionId"] and line["CallId"] and line["invocations"] == 2
+    daemon.wait_log("transaction_finished", TransactionId=line["TransactionId"])
+    evs = events_for(daemon, "scripted", "+15550100013")
+    assert [e["InvocationEventType"] for e in evs] == ["NEW_INBOUND_CALL", "INVALID_LAMBDA_RESPONSE"]
+    assert evs[1]["ErrorMessage"] == "Too many actions specified in the response."
+    assert len([e for e in daemon.logs() if e.get("event") == "invalid_reply_loop"]) == 1
 
 
 def test_failover_to_second_priority_application(daemon, tmp_path):

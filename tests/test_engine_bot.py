@@ -9,6 +9,7 @@ import pytest
 from chimevoice.actions.bot import DTMF_END_TIMEOUT_S, NO_INPUT_TIMEOUT_S, voice_for_locale
 from chimevoice.bots import BotError, BotParameters, BotSessionStore, BotTurn, create_bot
 from chimevoice.engine import commands as c
+from chimevoice.engine import inputs as I
 from chimevoice.speech import SpeechRequest
 
 from .test_engine import A, invoked, make_tx, of, respond
@@ -36,7 +37,7 @@ def turn(prompt=None, *, finished=False, result=None, ssml=None, slot=None):
 def started(action=None):
     """A transaction whose handler returned StartBotConversation; returns (tx, start BotRequest)."""
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     cmds = respond(tx, [action or bot_action()])
     reqs = of(cmds, c.BotRequest)
@@ -49,11 +50,11 @@ def speak_and_play(tx, cmds, *, media_up=True):
     """PrepareSpeech in *cmds* -> audio ready -> (media) -> Play; returns (SpeechRequest, Play)."""
     prep = of(cmds, c.PrepareSpeech)
     assert len(prep) == 1, cmds
-    tx.audio_ready(prep[0].request_id, "/cache/prompt.wav", 2.0)
+    tx.handle(I.AudioReady(prep[0].request_id, "/cache/prompt.wav", 2.0))
     cmds = tx.drain()
     if not media_up:
         assert not of(cmds, c.Play)
-        tx.leg_media_ready(A)
+        tx.handle(I.MediaReady(A))
         cmds = tx.drain()
     plays = of(cmds, c.Play)
     assert len(plays) == 1, cmds
@@ -70,30 +71,30 @@ def test_conversation_speaks_collects_dtmf_and_reports_intent_result():
     assert start.call_id == A
     params = start.value
     assert isinstance(params, BotParameters) and params.arn == ARN and params.locale_id == "en_US"
-    tx.bot_turn(start.request_id, turn("Welcome to Pizza Palace.", slot=None))
+    tx.handle(I.BotTurn(start.request_id, turn("Welcome to Pizza Palace.", slot=None)))
     cmds = tx.drain()
     assert of(cmds, c.Answer) == [c.Answer(A)]                       # 03c §8.1: the action answers
     request, play = speak_and_play(tx, cmds, media_up=False)
     assert request == SpeechRequest(text="Welcome to Pizza Palace.", text_type="text", engine="standard",
                                     language_code="en-US", voice_id="Joanna")
     assert (play.call_id, play.path, play.repeat) == (A, "/cache/prompt.wav", 1)
-    tx.playback_finished(A, play.play_id)
+    tx.handle(I.PlaybackFinished(A, play.play_id))
     [no_input] = timers(tx.drain())
     assert no_input.seconds == NO_INPUT_TIMEOUT_S
-    tx.dtmf(A, "1")
+    tx.handle(I.Dtmf(A, "1"))
     [inter_digit] = timers(tx.drain())
     assert inter_digit.seconds == DTMF_END_TIMEOUT_S
-    tx.dtmf(A, "#")
+    tx.handle(I.Dtmf(A, "#"))
     cmds = tx.drain()
     assert c.CancelTimer(inter_digit.name) in cmds
     [req] = of(cmds, c.BotRequest)
     assert (req.op, req.value, req.conversation_id) == ("dtmf", "1#", start.conversation_id)
-    tx.bot_turn(req.request_id, turn("Thank you, goodbye.", finished=True, result=RESULT))
+    tx.handle(I.BotTurn(req.request_id, turn("Thank you, goodbye.", finished=True, result=RESULT)))
     cmds = tx.drain()
     request, play = speak_and_play(tx, cmds)                          # the closing message
     assert request.text == "Thank you, goodbye."
     assert not of(tx.drain(), c.Invoke)
-    tx.playback_finished(A, play.play_id)
+    tx.handle(I.PlaybackFinished(A, play.play_id))
     cmds = tx.drain()
     assert c.BotRelease(start.conversation_id) in cmds
     event = invoked(cmds)
@@ -107,55 +108,55 @@ def test_conversation_speaks_collects_dtmf_and_reports_intent_result():
 
 def test_ssml_prompt_is_spoken_as_ssml():
     tx, start = started()
-    tx.bot_turn(start.request_id, turn("Hi there", ssml="<speak>Hi <break time='1s'/> there</speak>"))
+    tx.handle(I.BotTurn(start.request_id, turn("Hi there", ssml="<speak>Hi <break time='1s'/> there</speak>")))
     request, _ = speak_and_play(tx, tx.drain(), media_up=False)
     assert (request.text, request.text_type) == ("<speak>Hi <break time='1s'/> there</speak>", "ssml")
 
 
 def test_digit_during_prompt_stops_it_and_inter_digit_timeout_ends_input():
     tx, start = started()
-    tx.leg_media_ready(A)
+    tx.handle(I.MediaReady(A))
     tx.drain()
-    tx.bot_turn(start.request_id, turn("A long welcome message."))
+    tx.handle(I.BotTurn(start.request_id, turn("A long welcome message.")))
     _, play = speak_and_play(tx, tx.drain())
-    tx.dtmf(A, "1")
+    tx.handle(I.Dtmf(A, "1"))
     cmds = tx.drain()
     assert c.StopPlay(A, play.play_id) in cmds                        # barge-in
-    tx.playback_finished(A, play.play_id)                            # late event from the SIP side
-    tx.dtmf(A, "2")
+    tx.handle(I.PlaybackFinished(A, play.play_id))                            # late event from the SIP side
+    tx.handle(I.Dtmf(A, "2"))
     [timer] = timers(tx.drain())[-1:]
     assert not of(tx.drain(), c.BotRequest)
-    tx.timer_fired(timer.name)
+    tx.handle(I.TimerFired(timer.name))
     [req] = of(tx.drain(), c.BotRequest)
     assert (req.op, req.value) == ("dtmf", "12")
 
 
 def test_digit_while_prompt_is_synthesized_cancels_it():
     tx, start = started()
-    tx.leg_media_ready(A)
+    tx.handle(I.MediaReady(A))
     tx.drain()
-    tx.bot_turn(start.request_id, turn("What size?"))
+    tx.handle(I.BotTurn(start.request_id, turn("What size?")))
     prep = of(tx.drain(), c.PrepareSpeech)[0]
-    tx.dtmf(A, "3")
-    tx.dtmf(A, "#")
+    tx.handle(I.Dtmf(A, "3"))
+    tx.handle(I.Dtmf(A, "#"))
     [req] = of(tx.drain(), c.BotRequest)
     assert req.value == "3#"
-    tx.audio_ready(prep.request_id, "/cache/late.wav", 1.0)          # too late: never played
+    tx.handle(I.AudioReady(prep.request_id, "/cache/late.wav", 1.0))          # too late: never played
     assert not of(tx.drain(), c.Play)
 
 
 def test_digits_typed_while_the_bot_thinks_start_the_next_input():
     tx, start = started()
-    tx.leg_media_ready(A)
+    tx.handle(I.MediaReady(A))
     tx.drain()
-    tx.bot_turn(start.request_id, turn("Welcome."))
+    tx.handle(I.BotTurn(start.request_id, turn("Welcome.")))
     _, play = speak_and_play(tx, tx.drain())
-    tx.playback_finished(A, play.play_id)
+    tx.handle(I.PlaybackFinished(A, play.play_id))
     for d in "1#2#":                     # two answers in a row, the second before the bot replied
-        tx.dtmf(A, d)
+        tx.handle(I.Dtmf(A, d))
     [req] = of(tx.drain(), c.BotRequest)
     assert req.value == "1#"
-    tx.bot_turn(req.request_id, turn("What size?"))
+    tx.handle(I.BotTurn(req.request_id, turn("What size?")))
     cmds = tx.drain()
     assert not of(cmds, c.PrepareSpeech)                             # the caller already answered
     [req2] = of(cmds, c.BotRequest)
@@ -164,16 +165,16 @@ def test_digits_typed_while_the_bot_thinks_start_the_next_input():
 
 def test_no_input_sends_empty_input_and_repeats_a_silent_prompt():
     tx, start = started()
-    tx.leg_media_ready(A)
+    tx.handle(I.MediaReady(A))
     tx.drain()
-    tx.bot_turn(start.request_id, turn("What size?"))
+    tx.handle(I.BotTurn(start.request_id, turn("What size?")))
     _, play = speak_and_play(tx, tx.drain())
-    tx.playback_finished(A, play.play_id)
+    tx.handle(I.PlaybackFinished(A, play.play_id))
     [timer] = timers(tx.drain())
-    tx.timer_fired(timer.name)
+    tx.handle(I.TimerFired(timer.name))
     [req] = of(tx.drain(), c.BotRequest)
     assert (req.op, req.value) == ("dtmf", "")
-    tx.bot_turn(req.request_id, turn(None))                          # Lex: nothing new to say
+    tx.handle(I.BotTurn(req.request_id, turn(None)))                          # Lex: nothing new to say
     request, _ = speak_and_play(tx, tx.drain())
     assert request.text == "What size?"
 
@@ -188,19 +189,19 @@ def test_no_input_sends_empty_input_and_repeats_a_silent_prompt():
 ])
 def test_timeouts_from_lex_session_attributes(attributes, start_s, end_s):
     tx, start = started(bot_action(attributes=attributes))
-    tx.leg_media_ready(A)
+    tx.handle(I.MediaReady(A))
     tx.drain()
-    tx.bot_turn(start.request_id, turn("What size?", slot="Size"))
+    tx.handle(I.BotTurn(start.request_id, turn("What size?", slot="Size")))
     _, play = speak_and_play(tx, tx.drain())
-    tx.playback_finished(A, play.play_id)
+    tx.handle(I.PlaybackFinished(A, play.play_id))
     assert [t.seconds for t in timers(tx.drain())] == [start_s]
-    tx.dtmf(A, "1")
+    tx.handle(I.Dtmf(A, "1"))
     assert [t.seconds for t in timers(tx.drain())] == [end_s]
 
 
 def test_finished_without_closing_message_succeeds_at_once():
     tx, start = started(bot_action(welcome=None))
-    tx.bot_turn(start.request_id, turn(None, finished=True, result=RESULT))
+    tx.handle(I.BotTurn(start.request_id, turn(None, finished=True, result=RESULT)))
     event = invoked(tx.drain())
     assert event["InvocationEventType"] == "ACTION_SUCCESSFUL"
     assert event["ActionData"]["IntentResult"] == RESULT
@@ -218,7 +219,7 @@ def test_finished_without_closing_message_succeeds_at_once():
 ])
 def test_parameter_errors_fail_with_the_spec_error_and_call_id(params, error_type, message):
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     action = {"Type": "StartBotConversation", "Parameters": params}
     cmds = respond(tx, [action])
@@ -232,7 +233,7 @@ def test_parameter_errors_fail_with_the_spec_error_and_call_id(params, error_typ
 @pytest.mark.parametrize("leg", [{"ParticipantTag": "LEG-B"}, {"CallId": "not-a-call"}])
 def test_bad_leg_fails_without_call_id(leg):
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     params = {"BotAliasArn": ARN, **leg}
     event = invoked(respond(tx, [{"Type": "StartBotConversation", "Parameters": params}]))
@@ -243,7 +244,7 @@ def test_bad_leg_fails_without_call_id(leg):
 
 def test_bot_error_fails_the_action_and_releases_the_session():
     tx, start = started()
-    tx.bot_failed(start.request_id, "ResourceNotFound", "Bot not found.")
+    tx.handle(I.BotFailed(start.request_id, "ResourceNotFound", "Bot not found."))
     cmds = tx.drain()
     assert c.BotRelease(start.conversation_id) in cmds
     assert not of(cmds, c.Answer)
@@ -256,21 +257,21 @@ def test_bot_error_fails_the_action_and_releases_the_session():
 
 def test_bot_error_mid_conversation_fails_the_action():
     tx, start = started()
-    tx.bot_turn(start.request_id, turn("Welcome."))
+    tx.handle(I.BotTurn(start.request_id, turn("Welcome.")))
     _, play = speak_and_play(tx, tx.drain(), media_up=False)
-    tx.playback_finished(A, play.play_id)
-    tx.dtmf(A, "#")
+    tx.handle(I.PlaybackFinished(A, play.play_id))
+    tx.handle(I.Dtmf(A, "#"))
     [req] = of(tx.drain(), c.BotRequest)
-    tx.bot_failed(req.request_id, "ActionExecutionThrottled", "Bot conversation limit exceeded: too many.")
+    tx.handle(I.BotFailed(req.request_id, "ActionExecutionThrottled", "Bot conversation limit exceeded: too many."))
     event = invoked(tx.drain())
     assert event["ActionData"]["ErrorType"] == "ActionExecutionThrottled"
 
 
 def test_prompt_speech_failure_is_system_exception():
     tx, start = started()
-    tx.bot_turn(start.request_id, turn("x" * 1200))
+    tx.handle(I.BotTurn(start.request_id, turn("x" * 1200)))
     prep = of(tx.drain(), c.PrepareSpeech)[0]
-    tx.audio_failed(prep.request_id, "InvalidActionParameter", "Text parameter is too long.")
+    tx.handle(I.AudioFailed(prep.request_id, "InvalidActionParameter", "Text parameter is too long."))
     event = invoked(tx.drain())
     assert (event["ActionData"]["ErrorType"], event["ActionData"]["ErrorMessage"]) == (
         "SystemException", "System error while running action")
@@ -278,16 +279,16 @@ def test_prompt_speech_failure_is_system_exception():
 
 def test_caller_hangs_up_mid_conversation_only_hangup_is_sent():
     tx, start = started()
-    tx.bot_turn(start.request_id, turn("Welcome."))
+    tx.handle(I.BotTurn(start.request_id, turn("Welcome.")))
     _, play = speak_and_play(tx, tx.drain(), media_up=False)
-    tx.leg_disconnected(A, by_remote=True)
+    tx.handle(I.LegDisconnected(A, by_remote=True))
     cmds = tx.drain()
     assert c.StopPlay(A, play.play_id) in cmds
     assert c.BotRelease(start.conversation_id) in cmds
     event = invoked(cmds)
     assert event["InvocationEventType"] == "HANGUP"
-    tx.bot_turn("bot-99", turn(None, finished=True, result=RESULT))  # late answers are ignored
-    tx.playback_finished(A, play.play_id)
+    tx.handle(I.BotTurn("bot-99", turn(None, finished=True, result=RESULT)))  # late answers are ignored
+    tx.handle(I.PlaybackFinished(A, play.play_id))
     assert not of(tx.drain(), c.Invoke)
     assert of(respond(tx, []), c.Finished)
 
@@ -297,15 +298,15 @@ def test_digits_go_to_the_bot_not_to_a_receive_digits_listener():
         "InputDigitsRegex": "^\\d{1}#$", "InBetweenDigitsDurationInMilliseconds": 1000,
         "FlushDigitsDurationInMilliseconds": 10000}}
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     cmds = respond(tx, [receive, bot_action()])
     start = of(cmds, c.BotRequest)[0]
-    tx.leg_media_ready(A)
-    tx.bot_turn(start.request_id, turn("Welcome."))
+    tx.handle(I.MediaReady(A))
+    tx.handle(I.BotTurn(start.request_id, turn("Welcome.")))
     _, play = speak_and_play(tx, tx.drain())
-    tx.dtmf(A, "1")
-    tx.dtmf(A, "#")
+    tx.handle(I.Dtmf(A, "1"))
+    tx.handle(I.Dtmf(A, "#"))
     cmds = tx.drain()
     assert c.StopPlay(A, play.play_id) in cmds
     assert [r.value for r in of(cmds, c.BotRequest)] == ["1#"]
@@ -314,18 +315,18 @@ def test_digits_go_to_the_bot_not_to_a_receive_digits_listener():
 
 def test_not_last_in_list_warns_and_the_list_goes_on():
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     pause = {"Type": "Pause", "Parameters": {"DurationInMilliseconds": 500}}
     cmds = respond(tx, [bot_action(welcome=None), pause])
     assert any(isinstance(x, c.Log) and x.event == "bot_conversation_not_last" for x in cmds)
     start = of(cmds, c.BotRequest)[0]
-    tx.bot_turn(start.request_id, turn(None, finished=True, result=RESULT))
+    tx.handle(I.BotTurn(start.request_id, turn(None, finished=True, result=RESULT)))
     cmds = tx.drain()
     assert not of(cmds, c.Invoke)                                    # 01 §2.1: one event per list
-    tx.leg_media_ready(A)
+    tx.handle(I.MediaReady(A))
     [timer] = timers(tx.drain())
-    tx.timer_fired(timer.name)
+    tx.handle(I.TimerFired(timer.name))
     assert invoked(tx.drain())["ActionData"]["Type"] == "Pause"
 
 
@@ -343,7 +344,7 @@ def test_voice_for_locale(locale, expected):
 
 def test_locale_picks_the_voice_of_the_prompts():
     tx, start = started(bot_action(LocaleId="de_DE", welcome="Willkommen."))
-    tx.bot_turn(start.request_id, turn("Willkommen."))
+    tx.handle(I.BotTurn(start.request_id, turn("Willkommen.")))
     prep = of(tx.drain(), c.PrepareSpeech)[0]
     assert (prep.request.voice_id, prep.request.language_code) == ("Marlene", "de-DE")
 
@@ -354,7 +355,7 @@ def run_with_local_bot(action, keys: list[str]):
     """Drive a call: bot steps through create_bot (as chimevoice.calls does), every prompt
     'played' to its end, then the next of *keys* pressed when the bot listens. Returns (event, prompts)."""
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     store = BotSessionStore()
     sessions: dict = {}
@@ -379,19 +380,19 @@ def run_with_local_bot(action, keys: list[str]):
                         else:
                             t = loop.run_until_complete(sessions[cmd.conversation_id].input_dtmf(cmd.value))
                     except BotError as exc:
-                        tx.bot_failed(cmd.request_id, exc.error_type, exc.message)
+                        tx.handle(I.BotFailed(cmd.request_id, exc.error_type, exc.message))
                     else:
-                        tx.bot_turn(cmd.request_id, t)
+                        tx.handle(I.BotTurn(cmd.request_id, t))
                 elif isinstance(cmd, c.Answer):
-                    tx.leg_media_ready(A)
+                    tx.handle(I.MediaReady(A))
                 elif isinstance(cmd, c.PrepareSpeech):
                     prompts.append(cmd.request.text)
-                    tx.audio_ready(cmd.request_id, "/cache/p.wav", 1.0)
+                    tx.handle(I.AudioReady(cmd.request_id, "/cache/p.wav", 1.0))
                 elif isinstance(cmd, c.Play):
-                    tx.playback_finished(A, cmd.play_id)
+                    tx.handle(I.PlaybackFinished(A, cmd.play_id))
                 elif isinstance(cmd, c.StartTimer) and cmd.seconds == NO_INPUT_TIMEOUT_S and keys:
                     for d in keys.pop(0):
-                        tx.dtmf(A, d)
+                        tx.handle(I.Dtmf(A, d))
                 nxt.extend(tx.drain())
             assert nxt, "the conversation stalled"
             cmds = nxt

@@ -14,6 +14,7 @@ import pytest
 
 from chimevoice.actions import REGISTRY
 from chimevoice.engine import commands as c
+from chimevoice.engine import inputs as I
 from chimevoice.engine.digits import Attempt, CollectSpec, DigitListeners, Listener, Report, stream_digit
 from chimevoice.engine.events import Participant
 from chimevoice.engine.transaction import Limits, Target, Transaction
@@ -154,7 +155,7 @@ class Call:
         self.playing: dict[str, str] = {}          # play_id -> path
         self.played: list[str] = []                # paths, in order
         self.events: list[dict] = []
-        self.tx.start()
+        self.tx.handle(I.InboundCallRouted())
         self.take()
 
     def take(self) -> list:
@@ -175,7 +176,7 @@ class Call:
         return cmds
 
     def respond(self, actions, **extra) -> list:
-        self.tx.handler_responded({"SchemaVersion": "1.0", "Actions": actions, **extra})
+        self.tx.handle(I.HandlerResponded({"SchemaVersion": "1.0", "Actions": actions, **extra}))
         return self.take()
 
     def event(self) -> dict:
@@ -193,13 +194,13 @@ class Call:
         if name is None:
             (name,) = [k for k in self.waits() if not k.startswith("digits:")]
         self.timers.pop(name, None)
-        self.tx.timer_fired(name)
+        self.tx.handle(I.TimerFired(name))
         return self.take()
 
     def keys(self, digits: str, call_id: str = A) -> list:
         out = []
         for d in digits:
-            self.tx.dtmf(call_id, d)
+            self.tx.handle(I.Dtmf(call_id, d))
             out += self.take()
         return out
 
@@ -209,18 +210,18 @@ class Call:
     def ready_all(self, requests, paths=("/cache/main.wav", "/cache/failure.wav"), duration=2.0) -> list:
         out = []
         for req, path in zip(requests, paths):
-            self.tx.audio_ready(req.request_id, path, duration)
+            self.tx.handle(I.AudioReady(req.request_id, path, duration))
             out += self.take()
         return out
 
     def media(self) -> list:
-        self.tx.leg_media_ready(A)
+        self.tx.handle(I.MediaReady(A))
         return self.take()
 
     def finish_play(self) -> list:
         (pid,) = self.playing
         self.playing.pop(pid)
-        self.tx.playback_finished(A, pid)
+        self.tx.handle(I.PlaybackFinished(A, pid))
         return self.take()
 
     def current_prompt(self) -> str:
@@ -392,7 +393,7 @@ def test_foreground_action_with_terminators_takes_the_digits():
     call = Call()
     call.respond([receive(InputDigitsRegex="\\d"),
                   {"Type": "PlayAudio", "Parameters": {"AudioSource": audio("a.wav"), "PlaybackTerminators": ["#"]}}])
-    call.tx.audio_ready(call.prepared()[0].request_id, "/cache/a.wav", 5.0)
+    call.tx.handle(I.AudioReady(call.prepared()[0].request_id, "/cache/a.wav", 5.0))
     call.take()
     call.media()
     call.keys("5")
@@ -405,7 +406,7 @@ def test_play_without_terminators_leaves_the_digits_to_the_listener():
     call = Call()
     call.respond([receive(InputDigitsRegex="\\d"),
                   {"Type": "PlayAudio", "Parameters": {"AudioSource": audio("a.wav")}}])
-    call.tx.audio_ready(call.prepared()[0].request_id, "/cache/a.wav", 5.0)
+    call.tx.handle(I.AudioReady(call.prepared()[0].request_id, "/cache/a.wav", 5.0))
     call.take()
     call.media()
     call.keys("5")
@@ -420,12 +421,12 @@ def test_listener_removed_on_hangup_no_digits_received_after_hangup():
     call.respond([])
     call.keys("11#")
     pending = dict(call.waits())
-    call.tx.leg_disconnected(A, by_remote=True)
+    call.tx.handle(I.LegDisconnected(A, by_remote=True))
     cmds = call.take()
     assert call.event()["InvocationEventType"] == "HANGUP"
     assert {x.name for x in cmds if isinstance(x, c.CancelTimer)} >= set(pending)
     for name in pending:                                 # a late expiry changes nothing
-        call.tx.timer_fired(name)
+        call.tx.handle(I.TimerFired(name))
         call.take()
         call.no_event()
 
@@ -478,9 +479,9 @@ def test_play_and_get_digits_success_byte_exact():
     call.respond([{"Type": "PlayAudioAndGetDigits", "Parameters": SPEC_EXAMPLE}])
     reqs = call.prepared()
     assert [(r.bucket, r.key) for r in reqs] == [(BUCKET, "audio-file-1.wav"), (BUCKET, "audio-file-failure.wav")]
-    call.tx.audio_ready(reqs[0].request_id, "/cache/main.wav", 2.0)
+    call.tx.handle(I.AudioReady(reqs[0].request_id, "/cache/main.wav", 2.0))
     assert not [x for x in call.take() if isinstance(x, c.Answer)]    # both prompts first
-    call.tx.audio_ready(reqs[1].request_id, "/cache/failure.wav", 1.0)
+    call.tx.handle(I.AudioReady(reqs[1].request_id, "/cache/failure.wav", 1.0))
     assert [x for x in call.take() if isinstance(x, c.Answer)] == [c.Answer(A)]
     call.media()
     assert call.current_prompt() == "/cache/main.wav"
@@ -623,7 +624,7 @@ def test_get_digits_takes_the_digits_from_an_armed_listener():
 def test_hangup_during_collection_gives_only_hangup():
     call = started(paagd())
     call.finish_play()
-    call.tx.leg_disconnected(A, by_remote=True)
+    call.tx.handle(I.LegDisconnected(A, by_remote=True))
     cmds = call.take()
     assert call.event()["InvocationEventType"] == "HANGUP"
     assert call.waits() == {}
@@ -633,7 +634,7 @@ def test_hangup_during_collection_gives_only_hangup():
 def test_hangup_during_prompt_stops_it():
     call = started(paagd())
     (pid,) = call.playing
-    call.tx.leg_disconnected(A, by_remote=True)
+    call.tx.handle(I.LegDisconnected(A, by_remote=True))
     assert c.StopPlay(A, pid) in call.take()
     assert call.event()["InvocationEventType"] == "HANGUP"
 
@@ -643,9 +644,9 @@ def test_prompt_that_cannot_be_read_fails_with_invalid_audio_source():
     action = paagd()
     call.respond([action])
     reqs = call.prepared()
-    call.tx.audio_ready(reqs[0].request_id, "/cache/main.wav", 1.0)
+    call.tx.handle(I.AudioReady(reqs[0].request_id, "/cache/main.wav", 1.0))
     call.take()
-    call.tx.audio_failed(reqs[1].request_id, "InvalidAudioSource", "Cannot access S3 bucket or audio file.")
+    call.tx.handle(I.AudioFailed(reqs[1].request_id, "InvalidAudioSource", "Cannot access S3 bucket or audio file."))
     call.take()
     assert call.event()["ActionData"] == {"Type": "PlayAudioAndGetDigits", "Parameters": action["Parameters"],
                                           "ErrorType": "InvalidAudioSource",
@@ -780,7 +781,7 @@ def test_speak_and_get_digits_access_denied_uses_its_own_message():
     call.respond([sagd()])
     main, failure = call.prepared()
     speak_message = "The AWSServiceRoleForAmazonChimeVoiceConnector service-linked role is not configured correctly."
-    call.tx.audio_failed(main.request_id, "AccessDenied", speak_message)
+    call.tx.handle(I.AudioFailed(main.request_id, "AccessDenied", speak_message))
     call.take()
     assert call.event()["ActionData"]["ErrorMessage"] == \
         "The AWSServiceRoleForAmazonChimeVoiceConnector role is not configured correctly."

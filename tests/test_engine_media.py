@@ -6,17 +6,18 @@ import pytest
 
 from chimevoice.actions.call_recording import recording_key
 from chimevoice.engine import commands as c
+from chimevoice.engine import inputs as I
 from tests.test_engine import A, invoked, make_tx, of, respond
 
 
 def answered_tx():
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     respond(tx, [{"Type": "Pause", "Parameters": {"DurationInMilliseconds": 100}}])
-    tx.leg_media_ready(A)
+    tx.handle(I.MediaReady(A))
     t = of(tx.drain(), c.StartTimer)[0]
-    tx.timer_fired(t.name)
+    tx.handle(I.TimerFired(t.name))
     assert invoked(tx.drain())["InvocationEventType"] == "ACTION_SUCCESSFUL"
     return tx
 
@@ -35,7 +36,7 @@ def test_send_digits_sends_then_succeeds_with_parameters_echoed():
     send = of(cmds, c.SendDigits)[0]
     assert (send.call_id, send.digits, send.tone_ms, send.gap_ms) == (A, ",,*1234,56,7890ABCD#", 100, 100)
     assert not of(cmds, c.Invoke)
-    tx.digits_sent(A, send.send_id)
+    tx.handle(I.DigitsSent(A, send.send_id))
     ev = invoked(tx.drain())
     assert ev["InvocationEventType"] == "ACTION_SUCCESSFUL"
     assert ev["ActionData"] == {"Type": "SendDigits", "Parameters": params}
@@ -60,15 +61,15 @@ def test_send_digits_errors(params, error_type, message):
 
 def test_send_digits_fails_when_the_sip_side_cannot_send():
     tx = answered_tx()
-    respond(tx, [{"Type": "SendDigits", "Parameters": {"CallId": A, "Digits": "1"}}])
-    tx.sip_command_failed(A, "send_digits", "leg has no media")
+    cmds = respond(tx, [{"Type": "SendDigits", "Parameters": {"CallId": A, "Digits": "1"}}])
+    tx.handle(I.CommandFailed(of(cmds, c.SendDigits)[0], "leg has no media"))
     data = failed(tx.drain())
     assert (data["ErrorType"], data["ErrorMessage"]) == ("SystemException", "System error while running action")
 
 
 def test_send_digits_does_not_answer_an_unanswered_call():
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     cmds = respond(tx, [{"Type": "SendDigits", "Parameters": {"CallId": A, "Digits": "1"}}])
     assert not of(cmds, c.Answer) and not of(cmds, c.SendDigits)
@@ -84,22 +85,22 @@ def record(**params):
 
 def test_record_audio_answers_records_and_reports_the_key():
     tx = make_tx()
-    tx.start()
+    tx.handle(I.InboundCallRouted())
     tx.drain()
     cmds = respond(tx, [record(DurationInSeconds="10", SilenceDurationInSeconds=3, SilenceThreshold=100,
                                RecordingTerminators=["#"]), {"Type": "Hangup", "Parameters": {}}])
     assert of(cmds, c.Answer)
-    tx.leg_media_ready(A)
+    tx.handle(I.MediaReady(A))
     start = of(tx.drain(), c.StartRecording)[0]
     assert (start.bucket, start.track, start.max_s, start.silence_s, start.silence_threshold) == (
         "b", "INCOMING", 10.0, 3.0, 100)
     assert start.key.startswith("voicemail/") and start.key.endswith(".wav") and len(start.key) - 10 <= 45
-    tx.dtmf(A, "5")                                       # not a terminator: nothing
+    tx.handle(I.Dtmf(A, "5"))                                       # not a terminator: nothing
     assert not of(tx.drain(), c.StopRecording)
-    tx.dtmf(A, "#")
+    tx.handle(I.Dtmf(A, "#"))
     stop = of(tx.drain(), c.StopRecording)[0]
     assert (stop.record_id, stop.reason) == (start.record_id, "terminator")
-    tx.recording_stopped(A, start.record_id, "terminator")
+    tx.handle(I.RecordingStopped(A, start.record_id, "terminator"))
     ev = invoked(tx.drain())
     # reported at once although Hangup is left in the list (README reading 6)
     assert ev["InvocationEventType"] == "ACTION_SUCCESSFUL"
@@ -112,7 +113,7 @@ def test_record_audio_duration_end_has_no_terminator_field():
     tx = answered_tx()
     cmds = respond(tx, [record(DurationInSeconds=2)])
     start = of(cmds, c.StartRecording)[0]
-    tx.recording_stopped(A, start.record_id, "duration")
+    tx.handle(I.RecordingStopped(A, start.record_id, "duration"))
     data = invoked(tx.drain())["ActionData"]
     assert "RecordingTerminatorUsed" not in data
 
@@ -120,7 +121,7 @@ def test_record_audio_duration_end_has_no_terminator_field():
 def test_record_audio_store_failure_is_the_upload_error():
     tx = answered_tx()
     start = of(respond(tx, [record()]), c.StartRecording)[0]
-    tx.recording_stopped(A, start.record_id, "error", "no such bucket")
+    tx.handle(I.RecordingStopped(A, start.record_id, "error", "no such bucket"))
     data = failed(tx.drain())
     assert (data["ErrorType"], data["ErrorMessage"]) == (
         "InvalidActionParameter", "Error occurred while uploading recording to S3 bucket.")
@@ -150,7 +151,7 @@ def test_record_audio_parameter_errors(params, message):
 def test_record_audio_caller_hang_up_keeps_the_file_and_sends_only_hangup():
     tx = answered_tx()
     start = of(respond(tx, [record()]), c.StartRecording)[0]
-    tx.leg_disconnected(A, by_remote=True)
+    tx.handle(I.LegDisconnected(A, by_remote=True))
     cmds = tx.drain()
     assert of(cmds, c.StopRecording)[0].record_id == start.record_id
     assert invoked(cmds)["InvocationEventType"] == "HANGUP"
@@ -173,7 +174,7 @@ def test_start_call_recording_reports_destination_at_top_level():
     assert dict(start.metadata) == {"transaction-id": "transaction-id", "call-id": A,
                                     "recording-audio-file-format": "audio/wav"}
     assert not of(cmds, c.Invoke)                      # success only once capture has begun
-    tx.recording_started(A, start.record_id)
+    tx.handle(I.RecordingStarted(A, start.record_id))
     ev = invoked(tx.drain())
     assert list(ev) == ["SchemaVersion", "Sequence", "InvocationEventType", "ActionData",
                         "CallRecordingDestination", "CallDetails"]
@@ -184,7 +185,7 @@ def test_call_recording_state_machine():
     tx = answered_tx()
     start = of(start_recording(tx, Destination={"Type": "S3", "Location": "bucket/support/en"}), c.StartRecording)[0]
     assert start.key.startswith("support/en/2020/08/09/")
-    tx.recording_started(A, start.record_id)
+    tx.handle(I.RecordingStarted(A, start.record_id))
     tx.drain()
     pause = {"Type": "PauseCallRecording", "Parameters": {"CallId": A}}
     resume = {"Type": "ResumeCallRecording", "Parameters": {"CallId": A}}
@@ -218,7 +219,7 @@ def test_start_call_recording_errors(params, message):
 def test_start_call_recording_unwritable_destination():
     tx = answered_tx()
     start = of(start_recording(tx), c.StartRecording)[0]
-    tx.recording_stopped(A, start.record_id, "error", "no such bucket")
+    tx.handle(I.RecordingStopped(A, start.record_id, "error", "no such bucket"))
     data = failed(tx.drain())
     assert (data["ErrorType"], data["ErrorMessage"]) == ("NoAccessToDestination", "Error while accessing destination")
 

@@ -5,10 +5,10 @@ Known Chime actions missing from the registry fail with ACTION_FAILED
 """
 from __future__ import annotations
 
-from .base import Action
+from chimevoice.engine.action import Action
+
 from .bot import StartBotConversation
-from .call_recording import (PauseCallRecording, ResumeCallRecording, StartCallRecording,
-                             StopCallRecording)
+from .call_recording import PauseCallRecording, ResumeCallRecording, StartCallRecording, StopCallRecording
 from .control import Hangup, Pause
 from .digits import PlayAudioAndGetDigits, ReceiveDigits, SpeakAndGetDigits
 from .play import PlayAudio

@@ -29,11 +29,12 @@ from typing import Any
 
 from chimevoice.bots import BotError, BotParameters, BotTurn, parse_bot_parameters
 from chimevoice.bots.params import INVALID_ACTION_PARAMETER, MSG_LEG
+from chimevoice.engine import inputs as I
+from chimevoice.engine.action import Action, Needs
 from chimevoice.engine.errors import MSG_SYSTEM, SYSTEM_EXCEPTION, ActionError
+from chimevoice.engine.legs import Leg
 from chimevoice.speech import SpeechRequest
 from chimevoice.speech.voices import DEFAULT_VOICE_ID, POLLY_LANGUAGES, POLLY_VOICES
-
-from .base import Action
 
 #: 03c §8.6: without '#', input is complete this long after the last key press.
 DTMF_END_TIMEOUT_S = 5.0
@@ -77,6 +78,13 @@ def voice_for_locale(locale_id: str) -> tuple[str, str, str | None]:
 
 class StartBotConversation(Action):
     type_name = "StartBotConversation"
+    needs = Needs.ANSWERED_MEDIA
+
+    @property
+    def _on(self) -> Leg:
+        """The conversation's leg (resolved by start)."""
+        assert self.leg is not None
+        return self.leg
 
     def echo_parameters(self) -> dict[str, Any]:
         return dict(self.params)               # as received (01 §5.2; 03c §12 item 26)
@@ -88,12 +96,11 @@ class StartBotConversation(Action):
 
     def consumes_dtmf(self, call_id: str) -> bool:
         # The bot takes every digit of its leg: no DIGITS_RECEIVED for them (03c §6.3).
-        leg = getattr(self, "leg", None)
-        return leg is not None and call_id == leg.call_id
+        return self.owns_leg(call_id)
 
     def failure_data(self) -> dict[str, Any]:
         # 03c §6.2: ActionData.CallId, the leg the conversation ran on (when it was resolved).
-        leg = getattr(self, "leg", None)
+        leg = self.leg
         if leg is None:
             try:
                 leg = self.ctx.resolve_leg()
@@ -103,18 +110,17 @@ class StartBotConversation(Action):
 
     # -- start -----------------------------------------------------------------
     def start(self) -> None:
-        tx = self.ctx.tx
-        self.bot_params: BotParameters = parse_bot_parameters(self.params, region=tx.info.aws_region)
-        self.leg = self.ctx.resolve_leg()                          # V3 (CallId names a connected leg)
-        if self.leg.participant.tag != "LEG-A" or any(            # V4 / V5: LEG-A only, not bridged
-                lg.connected for lg in tx.legs.values() if lg is not self.leg):
+        self.bot_params: BotParameters = parse_bot_parameters(self.params, region=self.ctx.aws_region)
+        leg = self.leg = self.ctx.resolve_leg()                    # V3 (CallId names a connected leg)
+        if leg.participant.tag != "LEG-A" or any(                 # V4 / V5: LEG-A only, not bridged
+                lg.connected for lg in self.ctx.legs.values() if lg is not leg):
             raise BotError(INVALID_ACTION_PARAMETER, MSG_LEG)
-        if tx.pending_actions:
+        following = self.ctx.following_actions()
+        if following:
             # 03c §8.9: only the last action of a list reports, so IntentResult would be lost.
-            self.ctx.log("warning", "bot_conversation_not_last",
-                         following=[a.get("Type") for a in tx.pending_actions])
+            self.ctx.log("warning", "bot_conversation_not_last", following=list(following))
         self.voice, self.engine, self.language = voice_for_locale(self.bot_params.locale_id)
-        self.conversation = tx.new_id("conversation")
+        self.conversation = self.ctx.new_id("conversation")
         self.state = "thinking"        # thinking | prompting | listening | closing | done
         self.turn: BotTurn | None = None
         self.pending: str | None = None                # the bot request in flight
@@ -128,18 +134,49 @@ class StartBotConversation(Action):
         self.timer = self.ctx.timer_name("bot")
         self.pending = self.ctx.bot_request(self.conversation, self.leg.call_id, "start", self.bot_params)
 
-    # -- bot turns -------------------------------------------------------------
-    def on_bot_failed(self, request_id: str, error_type: str, message: str) -> None:
-        if request_id == self.pending:
-            self.pending = None
-            self.ctx.fail(error_type, message)
+    def run(self) -> None:
+        """The call is answered (03c §8.1: the conversation answers it, once the first
+        turn and its prompt are ready) and its media is up: play what is ready."""
+        if self.path is not None and self.play_id is None:
+            self._play()
 
-    def on_bot_turn(self, request_id: str, turn: Any) -> None:
-        if request_id != self.pending:
-            return
-        self.pending = None
+    def on_input(self, inp: I.Input) -> None:
+        match inp:
+            case I.BotTurn(request_id=rid, turn=turn) if rid is not None and rid == self.pending:
+                self.pending = None
+                self._bot_turn(turn)
+            case I.BotFailed(request_id=rid, error_type=error_type, message=message) if (
+                    rid is not None and rid == self.pending):
+                self.pending = None
+                self.ctx.fail(error_type, message)
+            case I.AudioReady(request_id=rid, path=path, duration_s=duration) if (
+                    rid is not None and rid == self.speech):
+                self.speech = None
+                self.path, self.duration_s = path, duration
+                if self.ctx.running:
+                    self._play()
+            case I.AudioFailed(request_id=rid, error_type=error_type, message=message) if (
+                    rid is not None and rid == self.speech):
+                # The bot's prompt could not be synthesized: not the handler's input (03c §7).
+                self.speech = None
+                self.ctx.log("error", "bot_prompt_speech_failed", error_type=error_type, error=message)
+                self._release()
+                self.ctx.fail(SYSTEM_EXCEPTION, MSG_SYSTEM)
+            case I.PlaybackFinished(play_id=pid) if pid is not None and pid == self.play_id:
+                self._prompt_finished()
+            case I.Dtmf(call_id=cid, digit=digit) if self.owns_leg(cid):
+                self._digit(digit)
+            case I.TimerFired(name=name) if name == self.timer and self.state == "listening":
+                self.empty_input = not self.digits
+                self._submit()
+
+    # -- bot turns -------------------------------------------------------------
+    def _bot_turn(self, turn: BotTurn) -> None:
         self.turn = turn
-        self.ctx.answer(self.leg)           # 03c §8.1: the conversation answers the call
+        if self.leg is not None:
+            # 03c §8.1: the conversation answers the call at its first turn, while the
+            # prompt is synthesized (the precondition then only waits for the media).
+            self.ctx.answer(self.leg)
         prompt = self._prompt(turn)
         if prompt is None and not turn.finished and self.empty_input:
             prompt = self.last_prompt                     # no input and nothing new: ask again
@@ -182,34 +219,12 @@ class StartBotConversation(Action):
             text=text, text_type=text_type, engine=self.engine, language_code=self.language,
             voice_id=self.voice))
 
-    def on_audio_ready(self, request_id: str, path: str, duration_s: float) -> None:
-        if request_id != self.speech:
-            return
-        self.speech = None
-        self.path, self.duration_s = path, duration_s
-        if self.ctx.answer(self.leg):
-            self._play()
-
-    def on_audio_failed(self, request_id: str, error_type: str, message: str) -> None:
-        if request_id == self.speech:
-            # The bot's prompt could not be synthesized: not the handler's input (03c §7).
-            self.speech = None
-            self.ctx.log("error", "bot_prompt_speech_failed", error_type=error_type, error=message)
-            self._release()
-            self.ctx.fail(SYSTEM_EXCEPTION, MSG_SYSTEM)
-
-    def on_media_ready(self, call_id: str) -> None:
-        if call_id == self.leg.call_id and self.path is not None and self.play_id is None:
-            self._play()
-
     def _play(self) -> None:
         assert self.path is not None
         path, self.path = self.path, None
-        self.play_id = self.ctx.play(self.leg, path, 1, self.duration_s)
+        self.play_id = self.ctx.play(self._on, path, 1, self.duration_s)
 
-    def on_playback_finished(self, call_id: str, play_id: str) -> None:
-        if play_id != self.play_id:
-            return
+    def _prompt_finished(self) -> None:
         self.play_id = None
         if self.state == "closing":
             self._succeed()
@@ -217,8 +232,8 @@ class StartBotConversation(Action):
             self._listen()
 
     # -- caller input ------------------------------------------------------------
-    def on_dtmf(self, call_id: str, digit: str) -> None:
-        if call_id != self.leg.call_id or digit not in DTMF_KEYS or self.state in ("closing", "done"):
+    def _digit(self, digit: str) -> None:
+        if digit not in DTMF_KEYS or self.state in ("closing", "done"):
             return
         if len(self.digits) < MAX_DTMF_DIGITS:
             self.digits += digit
@@ -239,11 +254,6 @@ class StartBotConversation(Action):
         else:
             self.ctx.start_timer(self.timer, self._timeout("end-timeout-ms", DTMF_END_TIMEOUT_S))
 
-    def on_timer(self, name: str) -> None:
-        if name == self.timer and self.state == "listening":
-            self.empty_input = not self.digits
-            self._submit()
-
     def _submit(self) -> None:
         self.ctx.cancel_timer(self.timer)
         digits, self.digits = self.digits, ""
@@ -251,7 +261,7 @@ class StartBotConversation(Action):
             digits, _, self.digits = digits.partition("#")
             digits += "#"
         self.state = "thinking"
-        self.pending = self.ctx.bot_request(self.conversation, self.leg.call_id, "dtmf", digits)
+        self.pending = self.ctx.bot_request(self.conversation, self._on.call_id, "dtmf", digits)
 
     def _timeout(self, setting: str, default: float) -> float:
         """A timeout from the x-amz-lex session attributes (the most specific match), else *default*."""
@@ -276,7 +286,7 @@ class StartBotConversation(Action):
         self.speech = None
         self.path = None
         if self.play_id is not None:
-            self.ctx.stop_play(self.leg, self.play_id)
+            self.ctx.stop_play(self._on, self.play_id)
             self.play_id = None
 
     def _release(self) -> None:
@@ -288,7 +298,7 @@ class StartBotConversation(Action):
     def _succeed(self) -> None:
         assert self.turn is not None
         self._release()
-        self.ctx.succeed(CallId=self.leg.call_id, IntentResult=self.turn.intent_result)
+        self.ctx.succeed(CallId=self._on.call_id, IntentResult=self.turn.intent_result)
 
     def stop(self) -> None:
         """Failed or abandoned (the caller hung up): stop the prompt, drop the session."""

@@ -14,9 +14,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from chimevoice.engine import inputs as I
+from chimevoice.engine.action import Action, Needs
 from chimevoice.engine.errors import INVALID_ACTION_PARAMETER, MISSING_REQUIRED_ACTION_PARAMETER, ActionError
-
-from .base import Action
 
 TRACKS = ("BOTH", "INCOMING", "OUTGOING")
 DEFAULT_PREFIX = "Amazon-Chime-SMA-Call-Recordings"
@@ -75,6 +75,7 @@ class _RecordingAction(Action):
 
 class StartCallRecording(_RecordingAction):
     type_name = "StartCallRecording"
+    needs = Needs.ANSWERED_MEDIA
 
     def start(self) -> None:
         leg = self._leg()
@@ -90,14 +91,9 @@ class StartCallRecording(_RecordingAction):
         key = recording_key(prefix, leg.participant.start_ms, self.ctx.transaction_id, leg.call_id)
         self.leg = leg
         self.rec = CallRecording("", bucket, key, track)
-        if self.ctx.answer(leg):
-            self._begin()
 
-    def on_media_ready(self, call_id: str) -> None:
-        if call_id == self.leg.call_id and not self.rec.record_id:
-            self._begin()
-
-    def _begin(self) -> None:
+    def run(self) -> None:
+        assert self.leg is not None
         rec = self.rec
         rec.record_id = self.ctx.start_recording(
             self.leg, rec.bucket, rec.key, track=rec.track, call_recording=True,
@@ -105,15 +101,14 @@ class StartCallRecording(_RecordingAction):
                       ("recording-audio-file-format", "audio/wav")))
         self.ctx.call_recordings[self.leg.call_id] = rec
 
-    def on_recording_started(self, call_id: str, record_id: str) -> None:
-        if record_id == self.rec.record_id:
-            rec = self.rec
+    def on_input(self, inp: I.Input) -> None:
+        rec = self.rec
+        if isinstance(inp, I.RecordingStarted) and rec.record_id and inp.record_id == rec.record_id:
             self.ctx.succeed(_top_level={"CallRecordingDestination": {
                 "Type": "S3", "Location": f"{rec.bucket}/{rec.key}"}})
-
-    def on_recording_stopped(self, call_id: str, record_id: str, reason: str, error: str | None) -> None:
-        # The bucket could not be written: the start fails (02a §3.8 NoAccessToDestination).
-        if record_id == self.rec.record_id and error is not None and not self.ctx.done:
+        elif (isinstance(inp, I.RecordingStopped) and rec.record_id and inp.record_id == rec.record_id
+              and inp.error is not None and not self.ctx.done):
+            # The bucket could not be written: the start fails (02a §3.8 NoAccessToDestination).
             self.ctx.fail("NoAccessToDestination", "Error while accessing destination")
 
     def failure_data(self) -> dict[str, Any]:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from chimevoice.engine import inputs as I
+from chimevoice.engine.action import Action, Needs
 from chimevoice.engine.errors import INVALID_ACTION_PARAMETER, MSG_DURATION, ActionError
 from chimevoice.engine.values import ParamError, is_blank, opt_int
-
-from .base import Action
 
 PAUSE_MIN_MS = 100
 PAUSE_MAX_MS = 30000
@@ -20,6 +20,9 @@ class Pause(Action):
     hears silence rather than ringback (docs/decisions.md)."""
     type_name = "Pause"
     interruptible = True
+    needs = Needs.ANSWERED_MEDIA
+
+    timer: str | None = None
 
     def start(self) -> None:
         try:
@@ -30,24 +33,20 @@ class Pause(Action):
             raise ActionError(INVALID_ACTION_PARAMETER, MSG_DURATION)
         self.leg = self.ctx.resolve_leg()
         self.ms = ms
+
+    def run(self) -> None:
         self.timer = self.ctx.timer_name("pause")
-        if self.ctx.answer(self.leg):
-            self._arm()
-
-    def on_media_ready(self, call_id: str) -> None:
-        if call_id == self.leg.call_id:
-            self._arm()
-
-    def _arm(self) -> None:
         self.ctx.start_timer(self.timer, self.ms / 1000.0)
 
-    def on_timer(self, name: str) -> None:
-        if name == self.timer:
+    def on_input(self, inp: I.Input) -> None:
+        if isinstance(inp, I.TimerFired) and inp.name == self.timer:
+            self.timer = None
             self.ctx.succeed()
 
     def stop(self) -> None:
-        if hasattr(self, "timer"):
+        if self.timer is not None:
             self.ctx.cancel_timer(self.timer)
+            self.timer = None
 
 
 class Hangup(Action):

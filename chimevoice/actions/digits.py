@@ -14,15 +14,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from chimevoice.engine import inputs as I
+from chimevoice.engine.action import Action, ActionContext, Needs
 from chimevoice.engine.digits import DTMF_DIGITS, MAX_DIGITS_LIMIT, Attempt, CollectSpec, Listener
-from chimevoice.engine.errors import (INVALID_ACTION_PARAMETER, MISSING_REQUIRED_ACTION_PARAMETER,
-                                      ActionError)
+from chimevoice.engine.errors import INVALID_ACTION_PARAMETER, MISSING_REQUIRED_ACTION_PARAMETER, ActionError
 from chimevoice.engine.values import ParamError, as_int, is_blank, str_list
 from chimevoice.media.audio import parse_audio_source
 from chimevoice.speech import MAX_TEXT_CHARS, SpeechError, SpeechRequest, validate
 from chimevoice.speech.errors import ACCESS_DENIED, MSG_ACCESS_DENIED_SPEAK_AND_GET_DIGITS
-
-from .base import Action
 
 #: ErrorType when every attempt failed (03a §1.6 / §6 A2, README reading 1).
 INVALID_DIGITS_RECEIVED = "InvalidDigitsReceived"
@@ -36,15 +35,21 @@ def invalid(name: str) -> ActionError:
     return ActionError(INVALID_ACTION_PARAMETER, f"{name} parameter is invalid.")
 
 
-def _int(params: Mapping[str, Any], name: str, default: int | None = None) -> int | None:
-    """A lenient integer (README reading 5); absent, null or "" gives *default*."""
+def _opt_int(params: Mapping[str, Any], name: str) -> int | None:
+    """A lenient integer (README reading 5); absent, null or "" gives None."""
     value = params.get(name)
     if is_blank(value):
-        return default
+        return None
     try:
-        return as_int(value)
+        return int(as_int(value))
     except ParamError:
         raise invalid(name) from None
+
+
+def _int(params: Mapping[str, Any], name: str, default: int) -> int:
+    """A lenient integer; absent, null or "" gives *default*."""
+    value = _opt_int(params, name)
+    return default if value is None else value
 
 
 def _regex(value: Any, *, required: bool) -> re.Pattern[str] | None:
@@ -87,7 +92,7 @@ def collect_spec(params: Mapping[str, Any]) -> CollectSpec:
     max_digits = _int(params, "MaxNumberOfDigits", MAX_DIGITS_LIMIT)
     if not 1 <= max_digits <= MAX_DIGITS_LIMIT or max_digits < min_digits:
         raise invalid("MaxNumberOfDigits")
-    repeat_ms = _int(params, "RepeatDurationInMilliseconds")
+    repeat_ms = _opt_int(params, "RepeatDurationInMilliseconds")
     if repeat_ms is None or repeat_ms <= 0:
         raise invalid("RepeatDurationInMilliseconds")
     between_ms = _int(params, "InBetweenDigitsDurationInMilliseconds", repeat_ms)
@@ -115,10 +120,10 @@ class ReceiveDigits(Action):
 
     def start(self) -> None:
         leg = self.ctx.resolve_leg()                          # 03a §4 order: leg first
-        gap_ms = _int(self.params, "InBetweenDigitsDurationInMilliseconds")
+        gap_ms = _opt_int(self.params, "InBetweenDigitsDurationInMilliseconds")
         if gap_ms is None or gap_ms <= 0:
             raise invalid("InBetweenDigitsDurationInMilliseconds")
-        flush_ms = _int(self.params, "FlushDigitsDurationInMilliseconds")
+        flush_ms = _opt_int(self.params, "FlushDigitsDurationInMilliseconds")
         if flush_ms is None or flush_ms <= gap_ms:
             raise invalid("FlushDigitsDurationInMilliseconds")
         regex = _regex(self.params.get("InputDigitsRegex"), required=True)
@@ -145,42 +150,46 @@ class _GetDigits(Action):
     InvalidDigitsReceived. The action takes every digit of its leg while it runs.
     """
 
-    def _validate(self) -> CollectSpec:
-        """Check the parameters, resolve self.leg, ask for both prompts (self.requests)."""
-        raise NotImplementedError
+    needs = Needs.ANSWERED_MEDIA
 
-    def start(self) -> None:
+    def __init__(self, ctx: ActionContext, params: dict[str, Any]) -> None:
+        super().__init__(ctx, params)
         self.state = "preparing"
+        self.requests: dict[str, str] = {}              # request id -> "main" | "failure"
         self.paths: dict[str, tuple[str, float]] = {}
         self.play_id: str | None = None
         self.timer: str | None = None
         self.attempt: Attempt | None = None
         self.attempt_no = 0
+
+    def _validate(self) -> CollectSpec:
+        """Check the parameters, resolve self.leg, ask for both prompts (self.requests)."""
+        raise NotImplementedError
+
+    def start(self) -> None:
         self.spec = self._validate()
 
+    def run(self) -> None:
+        self._next_attempt()
+
     def consumes_dtmf(self, call_id: str) -> bool:
-        leg = getattr(self, "leg", None)
-        return leg is not None and leg.call_id == call_id
+        return self.owns_leg(call_id)
 
-    # prompts
-    def on_audio_ready(self, request_id: str, path: str, duration_s: float) -> None:
-        role = self.requests.get(request_id)
-        if role is None or self.state != "preparing":
-            return
-        self.paths[role] = (path, duration_s)
-        if len(self.paths) == 2 and self.ctx.answer(self.leg):
-            self._next_attempt()
-
-    def on_audio_failed(self, request_id: str, error_type: str, message: str) -> None:
-        if request_id in self.requests:
-            self.ctx.fail(error_type, self._failure_message(error_type, message))
+    def on_input(self, inp: I.Input) -> None:
+        match inp:
+            case I.AudioReady(request_id=rid, path=path, duration_s=duration) if rid in self.requests:
+                self.paths[self.requests[rid]] = (path, duration)
+            case I.AudioFailed(request_id=rid, error_type=error_type, message=message) if rid in self.requests:
+                self.ctx.fail(error_type, self._failure_message(error_type, message))
+            case I.PlaybackFinished(play_id=pid) if pid is not None and pid == self.play_id:
+                self._prompt_finished()
+            case I.Dtmf(call_id=cid, digit=digit) if self.owns_leg(cid):
+                self._digit(digit)
+            case I.TimerFired(name=name) if name == self.timer:
+                self._timed_out()
 
     def _failure_message(self, error_type: str, message: str) -> str:
         return message
-
-    def on_media_ready(self, call_id: str) -> None:
-        if call_id == self.leg.call_id and self.state == "preparing" and len(self.paths) == 2:
-            self._next_attempt()
 
     # attempts
     def _next_attempt(self) -> None:
@@ -190,12 +199,11 @@ class _GetDigits(Action):
         self._play("main")
 
     def _play(self, role: str) -> None:
+        assert self.leg is not None
         path, duration_s = self.paths[role]
         self.play_id = self.ctx.play(self.leg, path, 1, duration_s)
 
-    def on_playback_finished(self, call_id: str, play_id: str) -> None:
-        if play_id != self.play_id:
-            return
+    def _prompt_finished(self) -> None:
         self.play_id = None
         if self.state == "prompt":
             self.state = "collect"
@@ -208,8 +216,8 @@ class _GetDigits(Action):
                 self.ctx.log("info", "digits_not_received", action=self.type_name, attempts=self.attempt_no)
                 self.ctx.fail(INVALID_DIGITS_RECEIVED, MSG_INVALID_DIGITS)
 
-    def on_dtmf(self, call_id: str, digit: str) -> None:
-        if call_id != self.leg.call_id or self.attempt is None:
+    def _digit(self, digit: str) -> None:
+        if self.attempt is None:
             return
         if self.state == "prompt":                     # barge-in: the digit stops the prompt
             self._stop_play()
@@ -228,8 +236,8 @@ class _GetDigits(Action):
         self.timer = self.ctx.timer_name("digits")
         self.ctx.start_timer(self.timer, self.attempt.wait_ms() / 1000.0)
 
-    def on_timer(self, name: str) -> None:
-        if name == self.timer and self.state == "collect" and self.attempt is not None:
+    def _timed_out(self) -> None:
+        if self.state == "collect" and self.attempt is not None:
             self.timer = None
             self.attempt.timeout()
             self._end_attempt()
@@ -250,12 +258,12 @@ class _GetDigits(Action):
             self._play("failure")
 
     def _stop_play(self) -> None:
-        if self.play_id is not None:
+        if self.play_id is not None and self.leg is not None:
             self.ctx.stop_play(self.leg, self.play_id)
             self.play_id = None
 
     def stop(self) -> None:
-        if getattr(self, "leg", None) is None:
+        if self.leg is None:
             return
         self._stop_play()
         if self.timer is not None:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from chimevoice.engine import inputs as I
+from chimevoice.engine.action import Action, ActionContext, Needs
 from chimevoice.engine.errors import INVALID_ACTION_PARAMETER, ActionError
-from chimevoice.media.audio import parse_audio_source
 from chimevoice.engine.values import ParamError, opt_int, str_list
-
-from .base import Action
+from chimevoice.media.audio import parse_audio_source
 
 DTMF_KEYS = frozenset("0123456789#*")
 
@@ -27,6 +27,16 @@ class PlayAudio(Action):
     listed in PlaybackTerminators stops it (the action still succeeds)."""
     type_name = "PlayAudio"
     interruptible = True
+    needs = Needs.ANSWERED_MEDIA
+
+    def __init__(self, ctx: ActionContext, params: dict[str, Any]) -> None:
+        super().__init__(ctx, params)
+        self.repeat = 1
+        self.terminators: frozenset[str] = frozenset()
+        self.request: str | None = None
+        self.path: str | None = None
+        self.duration_s = 0.0
+        self.play_id: str | None = None
 
     def echo_parameters(self) -> dict[str, Any]:
         # 02c §4.6: the echo carries the default Repeat the handler left out.
@@ -44,47 +54,32 @@ class PlayAudio(Action):
         self.terminators = parse_terminators(self.params.get("PlaybackTerminators"), "PlaybackTerminators")
         bucket, key = parse_audio_source(self.params.get("AudioSource"))
         self.leg = self.ctx.resolve_leg()
-        self.path: str | None = None
-        self.play_id: str | None = None
         self.request = self.ctx.prepare_audio(bucket, key)
 
-    def on_audio_ready(self, request_id: str, path: str, duration_s: float) -> None:
-        if request_id != self.request:
-            return
-        self.path = path
-        self.duration_s = duration_s
-        if self.ctx.answer(self.leg):
-            self._play()
-
-    def on_audio_failed(self, request_id: str, error_type: str, message: str) -> None:
-        if request_id == self.request:
-            self.ctx.fail(error_type, message)
-
-    def on_media_ready(self, call_id: str) -> None:
-        if call_id == self.leg.call_id and self.path is not None and self.play_id is None:
-            self._play()
-
-    def _play(self) -> None:
-        assert self.path is not None
+    def run(self) -> None:
+        assert self.leg is not None and self.path is not None
         self.play_id = self.ctx.play(self.leg, self.path, self.repeat, self.duration_s)
 
-    def on_playback_finished(self, call_id: str, play_id: str) -> None:
-        if play_id == self.play_id:
-            self.play_id = None
-            self.ctx.succeed()
+    def on_input(self, inp: I.Input) -> None:
+        match inp:
+            case I.AudioReady(request_id=rid, path=path, duration_s=duration) if rid == self.request:
+                self.path, self.duration_s = path, duration
+            case I.PlaybackFinished(play_id=pid) if pid is not None and pid == self.play_id:
+                self.play_id = None
+                self.ctx.succeed()
+            case I.Dtmf(call_id=cid, digit=digit) if (self.owns_leg(cid) and digit in self.terminators
+                                                       and self.play_id is not None):
+                self.stop()
+                self.ctx.succeed()
+            case _:
+                super().on_input(inp)
 
     def consumes_dtmf(self, call_id: str) -> bool:
         # With PlaybackTerminators the play takes its leg's digits (spec 03a §2.7 choice 4);
         # without, they go on to a ReceiveDigits listener.
-        leg = getattr(self, "leg", None)
-        return bool(getattr(self, "terminators", None)) and leg is not None and leg.call_id == call_id
-
-    def on_dtmf(self, call_id: str, digit: str) -> None:
-        if call_id == self.leg.call_id and digit in self.terminators and self.play_id is not None:
-            self.stop()
-            self.ctx.succeed()
+        return bool(self.terminators) and self.owns_leg(call_id)
 
     def stop(self) -> None:
-        if getattr(self, "play_id", None) is not None:
+        if self.play_id is not None and self.leg is not None:
             self.ctx.stop_play(self.leg, self.play_id)
             self.play_id = None

@@ -14,9 +14,9 @@ import re
 import uuid
 from typing import Any
 
+from chimevoice.engine import inputs as I
+from chimevoice.engine.action import Action, Needs
 from chimevoice.engine.errors import INVALID_ACTION_PARAMETER, ActionError
-
-from .base import Action
 
 TERMINATOR_KEYS = frozenset("1234567890*#")
 MAX_PREFIX_BYTES = 979
@@ -92,21 +92,18 @@ class RecordAudio(Action):
     type_name = "RecordAudio"
     interruptible = True
     reports_immediately = True
+    needs = Needs.ANSWERED_MEDIA
+
+    record_id: str | None = None
+    terminator: str | None = None
 
     def start(self) -> None:
         self.opts = parse_record_parameters(self.params)
         self.leg = self.ctx.resolve_leg()
         self.key = f"{self.opts['prefix']}{uuid.uuid4()}.wav"
-        self.record_id: str | None = None
-        self.terminator: str | None = None
-        if self.ctx.answer(self.leg):
-            self._begin()
 
-    def on_media_ready(self, call_id: str) -> None:
-        if call_id == self.leg.call_id and self.record_id is None:
-            self._begin()
-
-    def _begin(self) -> None:
+    def run(self) -> None:
+        assert self.leg is not None
         o = self.opts
         self.record_id = self.ctx.start_recording(
             self.leg, o["bucket"], self.key, track="INCOMING",
@@ -114,17 +111,21 @@ class RecordAudio(Action):
             silence_s=o["silence"], silence_threshold=o["threshold"])
 
     def consumes_dtmf(self, call_id: str) -> bool:
-        return call_id == self.leg.call_id and bool(self.opts["terminators"])
+        return self.owns_leg(call_id) and bool(self.opts["terminators"])
 
-    def on_dtmf(self, call_id: str, digit: str) -> None:
-        if (call_id == self.leg.call_id and digit in self.opts["terminators"]
-                and self.record_id is not None and self.terminator is None):
-            self.terminator = digit
-            self.ctx.stop_recording(self.leg.call_id, self.record_id, "terminator")
+    def on_input(self, inp: I.Input) -> None:
+        match inp:
+            case I.Dtmf(call_id=cid, digit=digit) if (
+                    self.owns_leg(cid) and digit in self.opts["terminators"]
+                    and self.record_id is not None and self.terminator is None):
+                self.terminator = digit
+                self.ctx.stop_recording(cid, self.record_id, "terminator")
+            case I.RecordingStopped(record_id=rid, error=error) if rid is not None and rid == self.record_id:
+                self._stopped(error)
+            case _:
+                super().on_input(inp)
 
-    def on_recording_stopped(self, call_id: str, record_id: str, reason: str, error: str | None) -> None:
-        if record_id != self.record_id:
-            return
+    def _stopped(self, error: str | None) -> None:
         self.record_id = None
         if error is not None:
             self.ctx.fail(INVALID_ACTION_PARAMETER, MSG_UPLOAD)
@@ -137,6 +138,6 @@ class RecordAudio(Action):
 
     def stop(self) -> None:
         # Hang-up or interruption: the partial recording is finished and kept (03a §3.9).
-        if getattr(self, "record_id", None) is not None:
+        if self.record_id is not None and self.leg is not None:
             self.ctx.stop_recording(self.leg.call_id, self.record_id, "abandoned")
             self.record_id = None

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from chimevoice.engine.errors import (INVALID_ACTION_PARAMETER, MISSING_REQUIRED_ACTION_PARAMETER,
-                                      MSG_BAD_LEG, ActionError)
+from chimevoice.engine import inputs as I
+from chimevoice.engine.action import Action
+from chimevoice.engine.errors import (
+    INVALID_ACTION_PARAMETER,
+    MISSING_REQUIRED_ACTION_PARAMETER,
+    MSG_BAD_LEG,
+    ActionError,
+)
 from chimevoice.engine.values import ParamError, opt_int
-
-from .base import Action
 
 ALLOWED = frozenset("0123456789*#ABCD,")
 MAX_SIGNALS = 50                 # the whole string, commas included (03b §6 D3 reading)
@@ -48,6 +52,8 @@ def parse_tone_ms(params: dict[str, Any]) -> int:
 class SendDigits(Action):
     type_name = "SendDigits"
 
+    send_id: str | None = None
+
     def start(self) -> None:
         if "Digits" not in self.params:
             raise ActionError(MISSING_REQUIRED_ACTION_PARAMETER, MSG_MISSING)
@@ -57,15 +63,15 @@ class SendDigits(Action):
         if not self.leg.media_ready:
             # 03b §1.3: SendDigits does not answer an unanswered inbound call.
             raise ActionError(INVALID_ACTION_PARAMETER, MSG_BAD_LEG)
-        self.send_id: str | None = self.ctx.send_digits(self.leg, digits, tone_ms, GAP_MS)
+        self.send_id = self.ctx.send_digits(self.leg, digits, tone_ms, GAP_MS)
 
-    def on_digits_sent(self, call_id: str, send_id: str) -> None:
-        if send_id == self.send_id:
+    def on_input(self, inp: I.Input) -> None:
+        if isinstance(inp, I.DigitsSent) and inp.send_id == self.send_id:
             self.send_id = None
             self.ctx.succeed()
 
     def stop(self) -> None:
-        if getattr(self, "send_id", None) is not None:
+        if self.send_id is not None and self.leg is not None:
             self.ctx.stop_digits(self.leg, self.send_id)
             self.send_id = None
 

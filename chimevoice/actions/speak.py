@@ -20,9 +20,5 @@ class Speak(PlayAudio):
     def start(self) -> None:
         request = SpeechRequest.from_parameters(self.params)
         validate(request)
-        self.repeat = 1
-        self.terminators = frozenset()
         self.leg = self.ctx.resolve_leg()
-        self.path = None
-        self.play_id = None
         self.request = self.ctx.prepare_speech(request)

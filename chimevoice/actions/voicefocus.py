@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chimevoice.engine.action import Action
 from chimevoice.engine.errors import INVALID_ACTION_PARAMETER, MISSING_REQUIRED_ACTION_PARAMETER, ActionError
-
-from .base import Action
 
 MSG_ENABLE = "Enable parameter value is invalid."
 MSG_MISSING = "Missing required action parameter."

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-
-from chimevoice.actions.base import Action
 
 from . import commands as c
 from . import events as E
+from . import inputs as I
+from .action import Action, ActionContext, Needs
 from .digits import DigitListeners, Listener, Report, stream_digit
-from .errors import (INVALID_ACTION_PARAMETER, MSG_BAD_LEG, MSG_SYSTEM, SYSTEM_EXCEPTION,
-                     ActionError)
+from .errors import INVALID_ACTION_PARAMETER, MSG_BAD_LEG, MSG_SYSTEM, SYSTEM_EXCEPTION, ActionError
+from .legs import Leg
 from .response import HandlerResponse, ResponseProblem, apply_attributes, parse_response
 from .values import ParamError, is_blank
 
@@ -58,22 +58,6 @@ class Limits:
 
 
 @dataclass(slots=True)
-class Leg:
-    participant: E.Participant
-    answered: bool = False
-    media_ready: bool = False
-    answering: bool = False
-
-    @property
-    def call_id(self) -> str:
-        return self.participant.call_id
-
-    @property
-    def connected(self) -> bool:
-        return self.participant.status == E.CONNECTED
-
-
-@dataclass(slots=True)
 class _Pending:
     event_type: str
     details: dict[str, Any]
@@ -86,7 +70,7 @@ class _Pending:
 class Transaction:
     def __init__(self, *, transaction_id: str, leg_a: E.Participant, targets: list[Target],
                  sip_rule_id: str | None, registry: Mapping[str, type[Action]],
-                 limits: Limits = Limits(), now_ms: Callable[[], int] | None = None) -> None:
+                 limits: Limits = Limits()) -> None:
         if not targets:
             raise ValueError("a transaction needs at least one target application")
         self.transaction_id = transaction_id
@@ -97,7 +81,7 @@ class Transaction:
         first = targets[0]
         self.info = E.CallDetailsInfo(transaction_id, first.aws_account_id, first.aws_region,
                                       first.app_id, sip_rule_id, [leg_a])
-        self.legs: dict[str, Leg] = {leg_a.call_id: Leg(leg_a)}
+        self._legs: dict[str, Leg] = {leg_a.call_id: Leg(leg_a)}
         self.leg_a = leg_a.call_id
         self.attributes: dict[str, Any] = {}
         self.sequence = 0
@@ -111,6 +95,9 @@ class Transaction:
         self.invoked_leg = leg_a.call_id
         self.hangup_codes: dict[str, int] = {}
         self.handler_reached = False          # some target answered NEW_INBOUND_CALL
+        # Why the handler is no longer invoked for this call (invocation cap, an invalid
+        # reply to INVALID_LAMBDA_RESPONSE: README readings 9 and 19); None while it is.
+        self.gave_up: str | None = None
         self.finished = False
         self._ids = itertools.count(1)
         self.listeners = DigitListeners()     # ReceiveDigits, one per leg (docs/digits.md)
@@ -126,77 +113,94 @@ class Transaction:
     def app_id(self) -> str:
         return self.targets[self.target_index].app_id
 
-    def start(self) -> None:
-        """An inbound call arrived and was routed: ring and ask the handler."""
-        self._emit(c.Ring(self.leg_a))
-        self._emit(c.StartTimer("unanswered", self.limits.unanswered_timeout_s))
-        self._send(E.NEW_INBOUND_CALL)
+    def handle(self, inp: I.Input) -> None:
+        """The engine's one entry point: apply *inp*, then start the next invocation
+        if one is due. Commands accumulate until :meth:`drain`."""
+        self._handlers[type(inp)](self, inp)
         self._pump()
 
-    def handler_responded(self, raw: Any) -> None:
+    def dtmf_wanted(self, call_id: str) -> bool:
+        """Whether anything would use a digit from *call_id* now (drives in-band detection)."""
+        if self.current is not None and self.current.consumes_dtmf(call_id):
+            return True
+        return self.listeners.armed(call_id)
+
+    # -- inputs ----------------------------------------------------------
+    def _on_inbound_call(self, inp: I.InboundCallRouted) -> None:
+        """An inbound call arrived and was routed: ring and ask the handler."""
+        self.emit(c.Ring(self.leg_a))
+        self.emit(c.StartTimer("unanswered", self.limits.unanswered_timeout_s))
+        self._send(E.NEW_INBOUND_CALL)
+
+    def _on_handler_responded(self, inp: I.HandlerResponded) -> None:
         pending = self._complete_invocation()
         if pending is None:
             return
         if pending.event_type == E.NEW_INBOUND_CALL:
             self.handler_reached = True
-        parsed = parse_response(raw, max_attributes=self.limits.max_attributes)
+        parsed = parse_response(inp.raw, max_attributes=self.limits.max_attributes)
         ignored = pending.event_type in _IGNORED_RESPONSES or not self._any_connected()
         if isinstance(parsed, ResponseProblem):
-            self._log("warning", "invalid_handler_response", event_type=pending.event_type,
-                      error_type=parsed.error_type, error=parsed.message)
+            self.log("warning", "invalid_handler_response", event_type=pending.event_type,
+                     error_type=parsed.error_type, error=parsed.message)
             if ignored:
                 self._after_ignored()
+            elif pending.event_type == E.INVALID_LAMBDA_RESPONSE:
+                # README reading 19: an invalid reply to INVALID_LAMBDA_RESPONSE ends the
+                # call at once; the handler is not invoked again (not even for HANGUP).
+                self._give_up("invalid_reply_loop", error_type=parsed.error_type, error=parsed.message)
             else:
                 self._send(E.INVALID_LAMBDA_RESPONSE, error=(parsed.error_type, parsed.message))
-            return self._pump()
+            return
         self.attributes = apply_attributes(self.attributes, parsed)
         if ignored:
             self._after_ignored()
-            return self._pump()
+            return
         self._take_actions(pending, parsed)
         self._advance()
-        self._pump()
 
-    def handler_failed(self, kind: str, message: str) -> None:
+    def _on_handler_failed(self, inp: I.HandlerFailed) -> None:
         """The invocation could not be made or did not answer (timeout, error, unreachable)."""
         pending = self._complete_invocation()
         if pending is None:
             return
-        self._log("error", "handler_invocation_failed", event_type=pending.event_type,
-                  kind=kind, error=message, sip_media_application_id=self.app_id)
+        self.log("error", "handler_invocation_failed", event_type=pending.event_type,
+                 kind=inp.kind, error=inp.message, sip_media_application_id=self.app_id)
         if pending.event_type == E.NEW_INBOUND_CALL and not self.handler_reached:
             if self.target_index + 1 < len(self.targets) and self._leg(self.leg_a).connected:
                 self._fail_over()
-                return self._pump()
+                return
             self._end_call(self.limits.reject_code)
-            return self._pump()
+            return
         if not self._any_connected() or pending.event_type in _IGNORED_RESPONSES:
             self._after_ignored()
-            return self._pump()
+            return
         # The handler cannot drive this call any more (04 §3.2: end it with 480).
         self._end_call(self.limits.reject_code)
-        self._pump()
 
-    def leg_media_ready(self, call_id: str) -> None:
-        leg = self.legs.get(call_id)
+    def _on_media_ready(self, inp: I.MediaReady) -> None:
+        leg = self._legs.get(inp.call_id)
         if leg is None:
             return
         leg.media_ready = True
         leg.answered = True
-        self._emit(c.CancelTimer("unanswered"))
-        if self.current is not None:
-            self.current.on_media_ready(call_id)
-        self._pump()
+        self.emit(c.CancelTimer("unanswered"))
+        action = self.current
+        if action is not None:
+            self._to_action(action, inp)
+            if action is self.current and action.owns_leg(inp.call_id):
+                self._proceed(action)
 
-    def leg_disconnected(self, call_id: str, *, by_remote: bool) -> None:
-        leg = self.legs.get(call_id)
+    def _on_leg_disconnected(self, inp: I.LegDisconnected) -> None:
+        call_id = inp.call_id
+        leg = self._legs.get(call_id)
         if leg is None or not leg.connected:
             return
         leg.participant.status = E.DISCONNECTED
         code = self.hangup_codes.pop(call_id, 0)
-        self._log("info", "leg_disconnected", call_id=call_id, by_remote=by_remote, sip_response_code=code)
+        self.log("info", "leg_disconnected", call_id=call_id, by_remote=inp.by_remote, sip_response_code=code)
         if call_id == self.leg_a:
-            self._emit(c.CancelTimer("unanswered"))
+            self.emit(c.CancelTimer("unanswered"))
         self._digit_effects(self.listeners.drop(call_id))   # no DIGITS_RECEIVED after HANGUP
         if self.current is not None and not self._any_connected():
             self._abandon_current()
@@ -212,111 +216,122 @@ class Transaction:
         self._send(E.HANGUP, action_data=E.action_data("Hangup", {
             "SipResponseCode": code, "CallId": call_id, "ParticipantTag": leg.participant.tag}),
             invoked_leg=call_id)
-        self._pump()
 
-    def audio_ready(self, request_id: str, path: str, duration_s: float) -> None:
-        if self.current is not None:
-            self.current.on_audio_ready(request_id, path, duration_s)
-        self._pump()
+    def _on_preparation(self, inp: I.AudioReady | I.AudioFailed | I.BotTurn | I.BotFailed) -> None:
+        """A preparation (audio, speech, a bot step) answered: to the action; when it was
+        the last one the action waited for, the action's precondition comes next."""
+        action = self.current
+        if action is None:
+            return
+        action.ctx.outstanding.discard(inp.request_id)
+        self._to_action(action, inp)
+        if action is self.current:
+            self._proceed(action)
 
-    def audio_failed(self, request_id: str, error_type: str, message: str) -> None:
-        if self.current is not None:
-            self.current.on_audio_failed(request_id, error_type, message)
-        self._pump()
-
-    def bot_turn(self, request_id: str, turn: Any) -> None:
-        """A bot step of a BotRequest answered (a chimevoice.bots.BotTurn)."""
-        if self.current is not None:
-            self.current.on_bot_turn(request_id, turn)
-        self._pump()
-
-    def bot_failed(self, request_id: str, error_type: str, message: str) -> None:
-        """A bot step of a BotRequest failed (BotError or a crash)."""
-        if self.current is not None:
-            self.current.on_bot_failed(request_id, error_type, message)
-        self._pump()
-
-    def dtmf_wanted(self, call_id: str) -> bool:
-        """Whether anything would use a digit from *call_id* now (drives in-band detection)."""
-        if self.current is not None and self.current.consumes_dtmf(call_id):
-            return True
-        return self.listeners.armed(call_id)
-
-    def digits_sent(self, call_id: str, send_id: str) -> None:
-        if self.current is not None:
-            self.current.on_digits_sent(call_id, send_id)
-        self._pump()
-
-    def recording_started(self, call_id: str, record_id: str) -> None:
-        if self.current is not None:
-            self.current.on_recording_started(call_id, record_id)
-        self._pump()
-
-    def recording_stopped(self, call_id: str, record_id: str, reason: str,
-                          error: str | None = None, duration_s: float = 0.0) -> None:
+    def _on_recording_stopped(self, inp: I.RecordingStopped) -> None:
         """A recording ended (*reason*: stopped, duration, silence, terminator, hangup, error)."""
         if self.current is not None:
-            self.current.on_recording_stopped(call_id, record_id, reason, error)
-        rec = self.call_recordings.get(call_id)
-        if rec is not None and rec.record_id == record_id:
+            self._to_action(self.current, inp)
+        rec = self.call_recordings.get(inp.call_id)
+        if rec is not None and rec.record_id == inp.record_id:
             rec.state = "STOPPED"
-        self._log("info" if error is None else "error", "recording_stopped", call_id=call_id,
-                  record_id=record_id, reason=reason, error=error, duration_s=round(duration_s, 3))
-        self._pump()
+        self.log("info" if inp.error is None else "error", "recording_stopped", call_id=inp.call_id,
+                 record_id=inp.record_id, reason=inp.reason, error=inp.error,
+                 duration_s=round(inp.duration_s, 3))
 
-    def playback_finished(self, call_id: str, play_id: str) -> None:
+    def _on_action_input(self, inp: I.PlaybackFinished | I.DigitsSent | I.RecordingStarted) -> None:
         if self.current is not None:
-            self.current.on_playback_finished(call_id, play_id)
-        self._pump()
+            self._to_action(self.current, inp)
 
-    def dtmf(self, call_id: str, digit: str) -> None:
+    def _on_dtmf(self, inp: I.Dtmf) -> None:
         """A digit of the leg's stream: to the foreground action consuming DTMF on that
         leg, else to the leg's ReceiveDigits listener, else dropped (engine/digits.py)."""
-        d = stream_digit(digit)
-        if d is None or call_id not in self.legs:
-            self._log("info", "dtmf_ignored", call_id=call_id, digit=digit)
-        elif self.current is not None and self.current.consumes_dtmf(call_id):
-            self.current.on_dtmf(call_id, d)
+        d = stream_digit(inp.digit)
+        if d is None or inp.call_id not in self._legs:
+            self.log("info", "dtmf_ignored", call_id=inp.call_id, digit=inp.digit)
+        elif self.current is not None and self.current.consumes_dtmf(inp.call_id):
+            self._to_action(self.current, I.Dtmf(inp.call_id, d))
         else:
-            self._digit_effects(self.listeners.dtmf(call_id, d))
-        self._pump()
+            self._digit_effects(self.listeners.dtmf(inp.call_id, d))
 
-    def timer_fired(self, name: str) -> None:
+    def _on_timer(self, inp: I.TimerFired) -> None:
+        name = inp.name
         if name == "unanswered":
             leg = self._leg(self.leg_a)
             if leg.connected and not leg.answered:
-                self._log("warning", "unanswered_timeout", seconds=self.limits.unanswered_timeout_s)
+                self.log("warning", "unanswered_timeout", seconds=self.limits.unanswered_timeout_s)
                 self._reject_or_disconnect(leg, self.limits.reject_code)
         elif self.listeners.owns(name):
             self._digit_effects(self.listeners.timer_fired(name))
         elif self.current is not None:
-            self.current.on_timer(name)
-        self._pump()
+            self._to_action(self.current, inp)
 
-    def sip_command_failed(self, call_id: str, command: str, message: str) -> None:
-        self._log("error", "sip_command_failed", call_id=call_id, command=command, error=message)
-        # the commands an action waits on (PlaybackFinished, DigitsSent) that will now never come
-        if self.current is not None and command in ("play", "send_digits"):
-            self._action_failed(self.current, SYSTEM_EXCEPTION, MSG_SYSTEM)
-        self._pump()
+    def _on_command_failed(self, inp: I.CommandFailed) -> None:
+        cmd = inp.command
+        self.log("error", "command_failed", command=type(cmd).__name__,
+                 call_id=getattr(cmd, "call_id", None), error=inp.message)
+        # What an action waits on (PlaybackFinished, DigitsSent) will now never come.
+        action = self.current
+        if action is not None and isinstance(cmd, (c.Play, c.SendDigits)) and action.owns_leg(cmd.call_id):
+            self.action_failed(action, SYSTEM_EXCEPTION, MSG_SYSTEM)
 
-    # -- helpers for actions (through ActionContext) -------------------------
+    _handlers: dict[type, Callable[[Transaction, Any], None]] = {
+        I.InboundCallRouted: _on_inbound_call,
+        I.HandlerResponded: _on_handler_responded,
+        I.HandlerFailed: _on_handler_failed,
+        I.MediaReady: _on_media_ready,
+        I.LegDisconnected: _on_leg_disconnected,
+        I.AudioReady: _on_preparation,
+        I.AudioFailed: _on_preparation,
+        I.BotTurn: _on_preparation,
+        I.BotFailed: _on_preparation,
+        I.RecordingStopped: _on_recording_stopped,
+        I.PlaybackFinished: _on_action_input,
+        I.DigitsSent: _on_action_input,
+        I.RecordingStarted: _on_action_input,
+        I.Dtmf: _on_dtmf,
+        I.TimerFired: _on_timer,
+        I.CommandFailed: _on_command_failed,
+    }
+
+    # -- TransactionPort: what actions may do (through their ActionContext) ------
+    @property
+    def legs(self) -> Mapping[str, Leg]:
+        return self._legs
+
+    @property
+    def aws_region(self) -> str:
+        return self.info.aws_region
+
+    def emit(self, cmd: c.Command) -> None:
+        self.outbox.append(cmd)
+
+    def log(self, level: str, event: str, **fields: Any) -> None:
+        self.outbox.append(c.Log(level, event, fields))
+
+    def following_actions(self) -> Sequence[str]:
+        return [str(a.get("Type")) for a in self.pending_actions]
+
+    def arm_digit_listener(self, leg: Leg, listener: Listener, type_name: str,
+                           echo: dict[str, Any]) -> None:
+        self._digit_effects(self.listeners.arm(leg.call_id, listener, type_name, echo))
+
     def new_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
 
-    def resolve_leg(self, params: dict[str, Any]) -> Leg:
+    def resolve_leg(self, params: Mapping[str, Any]) -> Leg:
         """The leg an action addresses (02c §0.2, README reading 4): CallId wins,
         then ParticipantTag, then the leg the handler was invoked for."""
         call_id = params.get("CallId")
         tag = params.get("ParticipantTag")
         if not is_blank(call_id):
-            leg = self.legs.get(str(call_id))
+            leg = self._legs.get(str(call_id))
         elif not is_blank(tag):
-            leg = next((lg for lg in self.legs.values() if lg.participant.tag == str(tag).upper()), None)
+            leg = next((lg for lg in self._legs.values() if lg.participant.tag == str(tag).upper()), None)
         else:
-            leg = self.legs.get(self.invoked_leg) or self.legs.get(self.leg_a)
+            leg = self._legs.get(self.invoked_leg) or self._legs.get(self.leg_a)
             if leg is not None and not leg.connected:
-                leg = self.legs.get(self.leg_a)
+                leg = self._legs.get(self.leg_a)
         if leg is None or not leg.connected:
             raise ActionError(INVALID_ACTION_PARAMETER, MSG_BAD_LEG)
         return leg
@@ -327,7 +342,7 @@ class Transaction:
             return True
         if not leg.answering:
             leg.answering = True
-            self._emit(c.Answer(leg.call_id))
+            self.emit(c.Answer(leg.call_id))
         return False
 
     def hang_up_leg(self, leg: Leg, code: int) -> None:
@@ -336,31 +351,25 @@ class Transaction:
 
     def _reject_or_disconnect(self, leg: Leg, code: int) -> None:
         if leg.answered or leg.answering:
-            self._emit(c.Disconnect(leg.call_id, code))
+            self.emit(c.Disconnect(leg.call_id, code))
         else:
             self.hangup_codes.setdefault(leg.call_id, code)
-            self._emit(c.Reject(leg.call_id, code or self.limits.reject_code))
+            self.emit(c.Reject(leg.call_id, code or self.limits.reject_code))
 
     # -- internals ---------------------------------------------------------
-    def _emit(self, cmd: c.Command) -> None:
-        self.outbox.append(cmd)
-
-    def _digit_effects(self, effects: list) -> None:
+    def _digit_effects(self, effects: Sequence[c.Command | Report]) -> None:
         for effect in effects:
             if isinstance(effect, Report):
-                if self.legs[effect.call_id].connected:
+                if self._legs[effect.call_id].connected:
                     self._send(E.DIGITS_RECEIVED, action_data=effect.action_data, invoked_leg=effect.call_id)
             else:
-                self._emit(effect)
-
-    def _log(self, level: str, event: str, **fields: Any) -> None:
-        self._emit(c.Log(level, event, fields))
+                self.emit(effect)
 
     def _leg(self, call_id: str) -> Leg:
-        return self.legs[call_id]
+        return self._legs[call_id]
 
     def _any_connected(self) -> bool:
-        return any(leg.connected for leg in self.legs.values())
+        return any(leg.connected for leg in self._legs.values())
 
     def _details(self) -> dict[str, Any]:
         return E.call_details(self.info, self.attributes)
@@ -368,9 +377,11 @@ class Transaction:
     def _send(self, event_type: str, *, action_data: dict[str, Any] | None = None,
               error: tuple[str, str] | None = None, invoked_leg: str | None = None,
               top_level: dict[str, Any] | None = None) -> None:
+        if self.gave_up is not None:
+            return                                  # the handler is not invoked any more
         if invoked_leg is None and action_data is not None:
             cid = action_data.get("Parameters", {}).get("CallId")
-            invoked_leg = cid if isinstance(cid, str) and cid in self.legs else None
+            invoked_leg = cid if isinstance(cid, str) and cid in self._legs else None
         self.queue.append(_Pending(event_type, self._details(), action_data, error,
                                    invoked_leg or self.leg_a, top_level))
 
@@ -383,13 +394,7 @@ class Transaction:
                 self._finish("all legs disconnected")
             return
         if self.invocations >= self.limits.max_invocations:
-            self._log("error", "invocation_limit_reached", limit=self.limits.max_invocations)
-            self.queue.clear()
-            self.pending_actions.clear()
-            if self._any_connected():
-                self._end_call(self.limits.reject_code)
-            else:
-                self._finish("invocation limit reached")
+            self._give_up("invocation_limit_reached", limit=self.limits.max_invocations)
             return
         pending = self.queue.popleft()
         self.in_flight = pending
@@ -400,7 +405,21 @@ class Transaction:
         event = E.build_event(self.sequence, pending.event_type, pending.details,
                               action_data=pending.action_data, error_type=err_type,
                               error_message=err_msg, top_level=pending.top_level)
-        self._emit(c.Invoke(event, self.app_id))
+        self.emit(c.Invoke(event, self.app_id))
+
+    def _give_up(self, reason: str, **fields: Any) -> None:
+        """Stop invoking the handler for this call (one log line) and end the call:
+        480 if never answered, else BYE (README readings 9, 19)."""
+        if self.gave_up is not None:
+            return
+        self.gave_up = reason
+        self.log("error", reason, invocations=self.invocations, **fields)
+        self.queue.clear()
+        self.pending_actions.clear()
+        if self._any_connected():
+            self._end_call(self.limits.reject_code)
+        else:
+            self._finish(reason.replace("_", " "))
 
     def _complete_invocation(self) -> _Pending | None:
         pending, self.in_flight = self.in_flight, None
@@ -415,7 +434,7 @@ class Transaction:
     def _fail_over(self) -> None:
         self.target_index += 1
         target = self.targets[self.target_index]
-        self._log("warning", "handler_failover", sip_media_application_id=target.app_id,
+        self.log("warning", "handler_failover", sip_media_application_id=target.app_id,
                   priority_index=self.target_index)
         self.info.sip_media_application_id = target.app_id
         self.info.aws_account_id = target.aws_account_id
@@ -428,7 +447,7 @@ class Transaction:
         self.paused = False
         if self.current is not None:
             self._abandon_current()
-        for leg in self.legs.values():
+        for leg in self._legs.values():
             if leg.connected:
                 self.hangup_codes.setdefault(leg.call_id, code)
                 self._reject_or_disconnect(leg, code)
@@ -437,9 +456,9 @@ class Transaction:
         if self.finished:
             return
         self.finished = True
-        self._emit(c.CancelTimer("unanswered"))
+        self.emit(c.CancelTimer("unanswered"))
         self._digit_effects(self.listeners.drop_all())
-        self._emit(c.Finished(reason))
+        self.emit(c.Finished(reason))
 
     def _take_actions(self, pending: _Pending, response: HandlerResponse) -> None:
         actions = response.actions
@@ -449,7 +468,7 @@ class Transaction:
             return                                  # keep what is running / left
         if not actions:
             if pending.event_type == E.NEW_INBOUND_CALL:
-                self._log("warning", "empty_action_list", error="The action list is empty.")
+                self.log("warning", "empty_action_list", error="The action list is empty.")
             if not resumed:
                 self.pending_actions.clear()
             return
@@ -472,17 +491,44 @@ class Transaction:
             action = cls(ctx, params)
         ctx.action = action
         self.current = action
-        try:
-            action.start()
-        except ActionError as exc:
-            self._action_failed(action, exc.error_type, exc.message)
-        except ParamError as exc:
-            self._action_failed(action, INVALID_ACTION_PARAMETER, f"{action.type_name} parameter is invalid: {exc}")
-        except Exception as exc:  # noqa: BLE001 - one bad action must not take the call down
-            self._log("error", "action_crashed", action=action_type, error=repr(exc))
-            self._action_failed(action, SYSTEM_EXCEPTION, MSG_SYSTEM)
+        if self._guarded(action, action.start):
+            self._proceed(action)
 
-    def _action_succeeded(self, action: Action, extra: dict[str, Any]) -> None:
+    def _proceed(self, action: Action) -> None:
+        """Run *action* once its preparations have answered and its precondition holds
+        (for ANSWERED_MEDIA: answer its leg, then wait for the leg's media)."""
+        ctx = action.ctx
+        if action is not self.current or ctx.done or ctx.running or ctx.outstanding:
+            return
+        if action.needs is Needs.ANSWERED_MEDIA:
+            leg = action.leg
+            if leg is None or not leg.connected:
+                self.action_failed(action, INVALID_ACTION_PARAMETER, MSG_BAD_LEG)
+                return
+            if not self.answer_leg(leg):
+                return                      # MediaReady for this leg proceeds
+        ctx.running = True
+        self._guarded(action, action.run)
+
+    def _to_action(self, action: Action, inp: I.Input) -> None:
+        self._guarded(action, lambda: action.on_input(inp))
+
+    def _guarded(self, action: Action, step: Callable[[], None]) -> bool:
+        """Run one step of *action*; an error fails the action (never the call)."""
+        try:
+            step()
+        except ActionError as exc:
+            self.action_failed(action, exc.error_type, exc.message)
+        except ParamError as exc:
+            self.action_failed(action, INVALID_ACTION_PARAMETER, f"{action.type_name} parameter is invalid: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one bad action must not take the call down
+            self.log("error", "action_crashed", action=action.type_name, error=repr(exc))
+            self.action_failed(action, SYSTEM_EXCEPTION, MSG_SYSTEM)
+        else:
+            return True
+        return False
+
+    def action_succeeded(self, action: Action, extra: dict[str, Any]) -> None:
         if action is not self.current:
             return
         self.current = None
@@ -498,19 +544,19 @@ class Transaction:
         else:
             self._advance()
 
-    def _action_failed(self, action: Action, error_type: str, message: str) -> None:
+    def action_failed(self, action: Action, error_type: str, message: str) -> None:
         if action is not self.current:
             return
         action.stop()
         self.current = None
         self.pending_actions.clear()
-        self._log("warning", "action_failed", action=action.type_name, error_type=error_type, error=message)
+        self.log("warning", "action_failed", action=action.type_name, error_type=error_type, error=message)
         if self._any_connected():
             self._send(E.ACTION_FAILED, action_data=E.action_data(
                 action.type_name, action.echo_parameters(), **action.failure_data(),
                 ErrorType=error_type, ErrorMessage=message))
 
-    def _action_ended_list(self, action: Action) -> None:
+    def action_ended_list(self, action: Action) -> None:
         """The action ended the list without an event of its own (Hangup)."""
         if action is not self.current:
             return
@@ -522,115 +568,6 @@ class Transaction:
         if action is not None:
             action.ctx.done = True
             action.stop()
-
-
-class ActionContext:
-    """What an action may do. Calls after the action finished are ignored."""
-
-    def __init__(self, tx: Transaction) -> None:
-        self.tx = tx
-        self.action: Action | None = None
-        self.done = False
-
-    def resolve_leg(self, params: dict[str, Any] | None = None) -> Leg:
-        assert self.action is not None
-        return self.tx.resolve_leg(self.action.params if params is None else params)
-
-    def answer(self, leg: Leg) -> bool:
-        return self.tx.answer_leg(leg)
-
-    def prepare_audio(self, bucket: str, key: str) -> str:
-        rid = self.tx.new_id("audio")
-        self.tx._emit(c.PrepareAudio(rid, bucket, key))
-        return rid
-
-    def prepare_speech(self, request: Any) -> str:
-        rid = self.tx.new_id("speech")
-        self.tx._emit(c.PrepareSpeech(rid, request))
-        return rid
-
-    def play(self, leg: Leg, path: str, repeat: int = 1, duration_s: float = 0.0) -> str:
-        pid = self.tx.new_id("play")
-        self.tx._emit(c.Play(leg.call_id, pid, path, repeat, duration_s))
-        return pid
-
-    def stop_play(self, leg: Leg, play_id: str) -> None:
-        self.tx._emit(c.StopPlay(leg.call_id, play_id))
-
-    def start_timer(self, name: str, seconds: float) -> None:
-        self.tx._emit(c.StartTimer(name, seconds))
-
-    def bot_request(self, conversation_id: str, call_id: str, op: str, value: Any = None) -> str:
-        """Ask the driver for one bot step (see commands.BotRequest); returns its request id."""
-        rid = self.tx.new_id("bot")
-        self.tx._emit(c.BotRequest(rid, conversation_id, call_id, op, value))
-        return rid
-
-    def bot_release(self, conversation_id: str) -> None:
-        self.tx._emit(c.BotRelease(conversation_id))
-
-    def cancel_timer(self, name: str) -> None:
-        self.tx._emit(c.CancelTimer(name))
-
-    def arm_digit_listener(self, leg: Leg, listener: Listener) -> None:
-        """Install a ReceiveDigits listener on *leg* (replacing the one there)."""
-        assert self.action is not None
-        self.tx._digit_effects(self.tx.listeners.arm(
-            leg.call_id, listener, self.action.type_name, self.action.echo_parameters()))
-
-    def send_digits(self, leg: Leg, digits: str, tone_ms: int, gap_ms: int) -> str:
-        sid = self.tx.new_id("digits")
-        self.tx._emit(c.SendDigits(leg.call_id, sid, digits, tone_ms, gap_ms))
-        return sid
-
-    def stop_digits(self, leg: Leg, send_id: str) -> None:
-        self.tx._emit(c.StopDigits(leg.call_id, send_id))
-
-    def start_recording(self, leg: Leg, bucket: str, key: str, **options: Any) -> str:
-        rid = self.tx.new_id("rec")
-        self.tx._emit(c.StartRecording(leg.call_id, rid, bucket, key, **options))
-        return rid
-
-    def stop_recording(self, call_id: str, record_id: str, reason: str = "stopped") -> None:
-        self.tx._emit(c.StopRecording(call_id, record_id, reason))
-
-    def pause_recording(self, call_id: str, record_id: str, paused: bool) -> None:
-        self.tx._emit(c.PauseRecording(call_id, record_id, paused))
-
-    def set_voice_focus(self, leg: Leg, enabled: bool) -> None:
-        self.tx._emit(c.SetVoiceFocus(leg.call_id, enabled))
-
-    @property
-    def transaction_id(self) -> str:
-        return self.tx.transaction_id
-
-    @property
-    def call_recordings(self) -> dict[str, Any]:
-        return self.tx.call_recordings
-
-    def timer_name(self, suffix: str) -> str:
-        return self.tx.new_id(f"action-{suffix}")
-
-    def hang_up(self, leg: Leg, code: int) -> None:
-        self.tx.hang_up_leg(leg, code)
-
-    def log(self, level: str, event: str, **fields: Any) -> None:
-        self.tx._log(level, event, **fields)
-
-    def succeed(self, **extra: Any) -> None:
-        if not self.done and self.action is not None:
-            self.done = True
-            self.tx._action_succeeded(self.action, extra)
-
-    def fail(self, error_type: str, message: str) -> None:
-        if not self.done and self.action is not None:
-            self.done = True
-            self.tx._action_failed(self.action, error_type, message)
-
-    def end_list(self) -> None:
-        if not self.done and self.action is not None:
-            self.done = True
-            self.tx._action_ended_list(self.action)
 
 
 class _Unsupported(Action):

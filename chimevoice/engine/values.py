@@ -6,6 +6,7 @@ accept what the service accepts and raise :class:`ParamError` for the rest.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -43,7 +44,7 @@ def as_bool(value: Any) -> bool:
     raise ParamError(f"not a boolean: {value!r}")
 
 
-def opt_int(params: dict, *names: str, default: Any = _MISSING) -> Any:
+def opt_int(params: Mapping[str, Any], *names: str, default: Any = _MISSING) -> Any:
     """First present, non-blank parameter among *names* as int, else *default*."""
     for name in names:
         if name in params and not is_blank(params[name]):

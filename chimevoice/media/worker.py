@@ -3,8 +3,9 @@
 Audio of a leg reaches Python only while something needs it: the SIP endpoint taps
 the leg (pjsua2 ``FrameTap``) when the worker asks, and hands the captured PCM over
 once per poll (:meth:`MediaWorker.on_audio`, called on the pjsua2 thread). Control
-calls come from the asyncio loop. Both go through one queue, so all state below is
-owned by the worker thread and needs no locks.
+commands (typed values, :class:`MediaCommand`) come from the asyncio loop through
+:meth:`MediaWorker.send`. Both go through one queue and one dispatch table, so all
+state below is owned by the worker thread and needs no locks.
 
 Per leg the worker runs
 
@@ -73,6 +74,129 @@ class RecordingStopped:
 MediaEvent = InbandDigit | RecordingStarted | RecordingStopped
 
 
+# -- commands from the loop (and audio from the pjsua2 thread) ------------------------
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """Captured PCM of tapped legs, one poll's worth (from the SIP endpoint)."""
+
+    batch: list[tuple[str, str, bytes]]
+    """``(leg_id, track, pcm)``: *track* ``in`` (from the far end) or ``out`` (what it hears);
+    *pcm* 16-bit little-endian mono at 8 kHz."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetInband:
+    """In-band DTMF detection on a leg's incoming audio on or off."""
+
+    leg_id: str
+    """The leg."""
+
+    enabled: bool
+    """On or off."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetVoiceFocus:
+    """Noise suppression on a leg's incoming audio on or off."""
+
+    leg_id: str
+    """The leg."""
+
+    enabled: bool
+    """On or off."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecording:
+    """Record a leg into *path* (a crash-safe WAV); ``RecordingStarted`` or
+    ``RecordingStopped`` (error) follows."""
+
+    leg_id: str
+    """The leg."""
+
+    record_id: str
+    """The caller's id of this recording."""
+
+    path: Path
+    """The final file name (written as ``<path>.part`` until closed)."""
+
+    track: str = "INCOMING"
+    """``INCOMING``, ``OUTGOING`` or ``BOTH`` (stereo, INCOMING left)."""
+
+    max_s: float | None = None
+    """Stop after this many seconds (None: no limit)."""
+
+    silence_s: float | None = None
+    """Stop after this much silence (None: never)."""
+
+    silence_threshold: float = 200
+    """Silence level (RecordAudio's SilenceThreshold)."""
+
+    metadata: tuple[tuple[str, str], ...] = ()
+    """Stored as ``user.*`` extended attributes of the file."""
+
+    render_keys: bool = False
+    """Keys the leg sends out of band are mixed into the INCOMING audio as tones
+    (call recording, 02a §2.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecording:
+    """Close a recording (``RecordingStopped`` with *reason* follows)."""
+
+    leg_id: str
+    """The leg."""
+
+    record_id: str
+    """The recording."""
+
+    reason: str = "stopped"
+    """Reported back in ``RecordingStopped``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecording:
+    """Pause (marker tone, then silence) or resume (marker tone, then live audio)."""
+
+    leg_id: str
+    """The leg."""
+
+    record_id: str
+    """The recording."""
+
+    paused: bool
+    """Pause (True) or resume (False)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegEnded:
+    """The leg hung up: finish its recordings and forget it."""
+
+    leg_id: str
+    """The leg."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPressed:
+    """A key the leg sent out of band (RFC 4733, SIP INFO): its tone goes into the leg's
+    call recordings, as the caller's keys are heard in Chime's (02a §2.3)."""
+
+    leg_id: str
+    """The leg."""
+
+    digit: str
+    """The key."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAll:
+    """Finish every open recording (at shutdown)."""
+
+
+MediaCommand = (Audio | SetInband | SetVoiceFocus | StartRecording | StopRecording | PauseRecording
+                | LegEnded | KeyPressed | CloseAll)
+
+
 @dataclass(slots=True, eq=False)
 class _Recording:
     record_id: str
@@ -113,7 +237,7 @@ class _Leg:
 class MediaWorker:
     def __init__(self, post: Callable[[MediaEvent], None], set_taps: Callable[[str, bool, bool], None],
                  *, journal_dir: Path | None = None,
-                 voice_focus_factory: Callable[[], Any] | None = None) -> None:
+                 voice_focus_factory: Callable[..., Any] | None = None) -> None:
         """*post* hands an event to the loop (thread-safe); *set_taps(leg, in, out)* asks the
         SIP endpoint for a leg's audio; *journal_dir* keeps one file per open recording so
         that recordings cut short by a crash are repaired at the next start."""
@@ -139,7 +263,7 @@ class MediaWorker:
         """Finish every open recording (fsynced), then end the thread."""
         if self._thread is None:
             return
-        self._q.put(("call", self._close_all, ()))
+        self._q.put(CloseAll())
         self._q.put(None)
         self._thread.join(timeout)
         self._thread = None
@@ -155,59 +279,46 @@ class MediaWorker:
                 "recordings_open": sum(len(leg.recordings) for leg in legs)}
 
     # -- inputs (any thread) ----------------------------------------------------------
+    def send(self, cmd: MediaCommand) -> None:
+        """Queue a command for the worker thread (returns at once)."""
+        self._q.put(cmd)
+
     def on_audio(self, batch: list[tuple[str, str, bytes]]) -> None:
-        self._q.put(("audio", batch, None))
-
-    def _call(self, fn: Callable, *args: Any) -> None:
-        self._q.put(("call", fn, args))
-
-    def set_inband(self, leg_id: str, enabled: bool) -> None:
-        self._call(self._set_inband, leg_id, enabled)
-
-    def set_voice_focus(self, leg_id: str, enabled: bool) -> None:
-        self._call(self._set_focus, leg_id, enabled)
-
-    def start_recording(self, leg_id: str, record_id: str, path: Path, *, track: str = "INCOMING",
-                        max_s: float | None = None, silence_s: float | None = None,
-                        silence_threshold: float = 200, metadata: dict[str, str] | None = None,
-                        render_keys: bool = False) -> None:
-        """*render_keys*: keys the leg sends out of band are mixed into the recording's
-        INCOMING audio as tones (call recording; RecordAudio's terminators are not kept)."""
-        self._call(self._start_recording, leg_id, record_id, Path(path), track, max_s, silence_s,
-                   silence_threshold, dict(metadata or {}), render_keys)
-
-    def stop_recording(self, leg_id: str, record_id: str, reason: str = "stopped") -> None:
-        self._call(self._stop_recording, leg_id, record_id, reason)
-
-    def pause_recording(self, leg_id: str, record_id: str, paused: bool) -> None:
-        self._call(self._pause_recording, leg_id, record_id, paused)
-
-    def leg_ended(self, leg_id: str) -> None:
-        self._call(self._leg_ended, leg_id)
-
-    def key_pressed(self, leg_id: str, digit: str) -> None:
-        """A key the leg sent out of band (RFC 4733, SIP INFO): its tone goes into the leg's
-        recordings, as the caller's keys are heard in Chime's (02a §2.3)."""
-        self._call(self._key_pressed, leg_id, digit)
+        """The SIP endpoint's audio callback (on the pjsua2 thread)."""
+        self._q.put(Audio(batch))
 
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
         set_os_thread_name("cv-media")
         while True:
-            item = self._q.get()
-            if item is None:
+            cmd = self._q.get()
+            if cmd is None:
                 return
-            kind, a, b = item
             t0 = time.perf_counter()
             try:
-                if kind == "audio":
-                    for leg_id, track, pcm in a:
-                        self._audio(leg_id, track, pcm)
-                else:
-                    a(*b)
+                self._dispatch[type(cmd)](self, cmd)
             except Exception:  # noqa: BLE001 - the media thread must survive any one leg
-                log.exception("media_worker_failed", item=kind)
+                log.exception("media_worker_failed", command=type(cmd).__name__)
             self.busy_s += time.perf_counter() - t0
+
+    def _on_audio(self, cmd: Audio) -> None:
+        for leg_id, track, pcm in cmd.batch:
+            self._audio(leg_id, track, pcm)
+
+    #: The one dispatch point of the media-worker boundary: command type -> handler.
+    _dispatch: dict[type, Callable[[MediaWorker, Any], None]] = {
+        Audio: _on_audio,
+        SetInband: lambda self, c: self._set_inband(c.leg_id, c.enabled),
+        SetVoiceFocus: lambda self, c: self._set_focus(c.leg_id, c.enabled),
+        StartRecording: lambda self, c: self._start_recording(
+            c.leg_id, c.record_id, Path(c.path), c.track, c.max_s, c.silence_s, c.silence_threshold,
+            dict(c.metadata), c.render_keys),
+        StopRecording: lambda self, c: self._stop_recording(c.leg_id, c.record_id, c.reason),
+        PauseRecording: lambda self, c: self._pause_recording(c.leg_id, c.record_id, c.paused),
+        LegEnded: lambda self, c: self._leg_ended(c.leg_id),
+        KeyPressed: lambda self, c: self._key_pressed(c.leg_id, c.digit),
+        CloseAll: lambda self, c: self._close_all(),
+    }
 
     def _leg(self, leg_id: str) -> _Leg:
         leg = self._legs.get(leg_id)
@@ -311,8 +422,10 @@ class MediaWorker:
                 return
             detect = block[:, 0]
         else:
-            block = xin if xin is not None else xout
-            detect = block
+            mono = xin if xin is not None else xout
+            if mono is None:
+                return
+            block = detect = mono
         self._write(leg, rec, block, detect)
 
     def _write(self, leg: _Leg, rec: _Recording, block: np.ndarray, detect: np.ndarray) -> None:
@@ -324,7 +437,9 @@ class MediaWorker:
         if rec.silence is not None and not rec.paused and rec.silence.feed(detect):
             # SilenceDurationInSeconds reached inside this block: keep the audio up to there.
             silent = True
-            n = max(0, min(n, rec.silence.stop_sample - rec.written))
+            stop = rec.silence.stop_sample
+            assert stop is not None                  # feed() returned True
+            n = max(0, min(n, stop - rec.written))
             block = block[:n]
         out = block
         if rec.paused or rec.marker is not None:

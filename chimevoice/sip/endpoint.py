@@ -4,8 +4,10 @@ One dedicated thread creates the pjsua2 library, runs ``libHandleEvents`` and
 owns every pjsua2 object (calls, players, transports). The rest of the daemon
 is asyncio and talks to this thread only through
 
-* commands: :class:`SipEndpoint` methods put tuples on a thread-safe queue the
-  pjsua2 thread drains between polls, and
+* commands: typed values (:mod:`chimevoice.sip.commands`) that
+  :meth:`SipEndpoint.send` puts on a thread-safe queue; the pjsua2 thread drains it
+  between polls through one dispatch table (``_Core._dispatch``), and a command that
+  fails comes back as ``CommandFailed`` carrying the command itself;
 * events: plain dataclasses from :mod:`chimevoice.sip.events`, handed over in
   one batch per poll to the ``post`` callback (the daemon wraps it with
   ``loop.call_soon_threadsafe``);
@@ -23,11 +25,12 @@ from __future__ import annotations
 import heapq
 import queue
 import resource
-import time
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pjsua2 as pj
 import structlog
@@ -35,6 +38,7 @@ import structlog
 from chimevoice.config import Listener
 from chimevoice.osthread import set_os_thread_name
 
+from . import commands as sc
 from . import events as ev
 from .message import chime_sip_headers, info_dtmf, parse_request, via_transport
 
@@ -82,7 +86,7 @@ class SipEndpoint:
         self._settings = settings
         self._post = post
         self._on_audio = on_audio
-        self._commands: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[sc.SipCommand] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -102,42 +106,14 @@ class SipEndpoint:
         """Hang up every call, destroy the library and join the thread."""
         if self._thread is None:
             return
-        self._commands.put(("stop",))
+        self._commands.put(sc.Shutdown())
         self._thread.join(timeout)
         self._thread = None
 
     # -- commands (any thread) -------------------------------------------
-    def ring(self, leg_id: str) -> None:
-        self._commands.put(("ring", leg_id))
-
-    def answer(self, leg_id: str) -> None:
-        self._commands.put(("answer", leg_id))
-
-    def reject(self, leg_id: str, status_code: int, headers: tuple[tuple[str, str], ...] = ()) -> None:
-        self._commands.put(("reject", leg_id, status_code, headers))
-
-    def disconnect(self, leg_id: str, cause: int = 0) -> None:
-        self._commands.put(("disconnect", leg_id, cause))
-
-    def play(self, leg_id: str, play_id: str, path: str, repeat: int = 1, duration_s: float = 0.0) -> None:
-        """Play a 16-bit mono WAV at the bridge rate *repeat* times; *duration_s* is one play's length."""
-        self._commands.put(("play", leg_id, play_id, path, repeat, duration_s))
-
-    def stop_play(self, leg_id: str, play_id: str) -> None:
-        self._commands.put(("stop_play", leg_id, play_id))
-
-    def tap(self, leg_id: str, incoming: bool, outgoing: bool) -> None:
-        """Capture the leg's incoming and/or outgoing audio (delivered to *on_audio*);
-        ``tap(leg, False, False)`` stops both."""
-        self._commands.put(("tap", leg_id, incoming, outgoing))
-
-    def send_digits(self, leg_id: str, send_id: str, digits: str, tone_ms: int, gap_ms: int) -> None:
-        """Send DTMF: RFC 4733 events when the leg negotiated telephone-event, else
-        in-band tones. ``,`` pauses COMMA_PAUSE_MS. Ends with DigitsSent."""
-        self._commands.put(("send_digits", leg_id, send_id, digits, tone_ms, gap_ms))
-
-    def stop_digits(self, leg_id: str, send_id: str) -> None:
-        self._commands.put(("stop_digits", leg_id, send_id))
+    def send(self, cmd: sc.SipCommand) -> None:
+        """Hand a command to the pjsua2 thread (returns at once; results come as events)."""
+        self._commands.put(cmd)
 
     # -- the pjsua2 thread -------------------------------------------------
     def _run(self) -> None:
@@ -320,18 +296,16 @@ class _Core:
                 cmd = self.commands.get_nowait()
             except queue.Empty:
                 return
-            name = cmd[0]
             try:
-                getattr(self, "_cmd_" + name)(*cmd[1:])
+                self._dispatch[type(cmd)](self, cmd)
             except self.pj.Error as exc:
-                leg = cmd[1] if len(cmd) > 1 else ""
-                self.post(ev.CommandFailed(leg, name, exc.info()))
+                self.post(ev.CommandFailed(getattr(cmd, "leg_id", ""), cmd, exc.info()))
             except Exception as exc:  # noqa: BLE001 - the SIP thread must survive
-                leg = cmd[1] if len(cmd) > 1 else ""
-                log.exception("sip_command_failed", command=name, leg_id=leg)
-                self.post(ev.CommandFailed(leg, name, str(exc)))
+                leg = getattr(cmd, "leg_id", "")
+                log.exception("sip_command_failed", command=type(cmd).__name__, leg_id=leg)
+                self.post(ev.CommandFailed(leg, cmd, str(exc)))
 
-    def _cmd_stop(self) -> None:
+    def _cmd_stop(self, cmd: sc.Shutdown) -> None:
         self.running = False
 
     def _op(self, code: int = 0, headers: tuple[tuple[str, str], ...] = ()):
@@ -344,41 +318,42 @@ class _Core:
             prm.txOption.headers.append(h)
         return prm
 
-    def _cmd_ring(self, leg_id: str) -> None:
-        call = self.calls.get(leg_id)
+    def _cmd_ring(self, cmd: sc.Ring) -> None:
+        call = self.calls.get(cmd.leg_id)
         if call and not call.answered:
             call.answer(self._op(180))
 
-    def _cmd_answer(self, leg_id: str) -> None:
-        call = self.calls.get(leg_id)
+    def _cmd_answer(self, cmd: sc.Answer) -> None:
+        call = self.calls.get(cmd.leg_id)
         if call and not call.answered:
             call.answered = True
             call.answer(self._op(200))
 
-    def _cmd_reject(self, leg_id: str, code: int, headers: tuple) -> None:
-        call = self.calls.get(leg_id)
+    def _cmd_reject(self, cmd: sc.Reject) -> None:
+        call = self.calls.get(cmd.leg_id)
         if call:
             call.local_hangup = True
-            call.hangup(self._op(code, headers))
+            call.hangup(self._op(cmd.status_code, cmd.headers))
 
-    def _cmd_disconnect(self, leg_id: str, cause: int) -> None:
-        call = self.calls.get(leg_id)
+    def _cmd_disconnect(self, cmd: sc.Disconnect) -> None:
+        call = self.calls.get(cmd.leg_id)
+        cause = cmd.cause
         if not call:
             return
         call.local_hangup = True
-        headers = ()
+        headers: tuple[tuple[str, str], ...] = ()
         if cause:
             headers = (("Reason", f"SIP;cause={cause}"),)
         call.hangup(self._op(0 if call.answered else (cause or 480), headers))
 
-    def _cmd_play(self, leg_id: str, play_id: str, path: str, repeat: int, duration_s: float) -> None:
-        call = self.calls.get(leg_id)
+    def _cmd_play(self, cmd: sc.Play) -> None:
+        call = self.calls.get(cmd.leg_id)
         if call is None:
             return
         if call.audio is None:
-            call.pending_plays.append((play_id, path, repeat, duration_s))
+            call.pending_plays.append(cmd)
             return
-        self._start_player(call, play_id, path, repeat, duration_s)
+        self._start_player(call, cmd.play_id, cmd.path, cmd.repeat, cmd.duration_s)
 
     def _start_player(self, call: _Call, play_id: str, path: str, repeat: int, duration_s: float) -> None:
         # A plain (non-subclassed) player: no Python runs on pjmedia's clock thread.
@@ -417,13 +392,14 @@ class _Core:
             self._release_player(pb, self.calls.get(key[0]))
             self.post(ev.PlaybackFinished(*key))
 
-    def _cmd_stop_play(self, leg_id: str, play_id: str) -> None:
+    def _cmd_stop_play(self, cmd: sc.StopPlay) -> None:
+        leg_id, play_id = cmd.leg_id, cmd.play_id
         pb = self.players.pop((leg_id, play_id), None)
         call = self.calls.get(leg_id)
         if call is not None:
             call.play_ids.discard(play_id)
         if call:
-            call.pending_plays = [p for p in call.pending_plays if p[0] != play_id]
+            call.pending_plays = [p for p in call.pending_plays if p.play_id != play_id]
         if pb is not None:
             self._release_player(pb, call)
 
@@ -450,11 +426,11 @@ class _Core:
                     pass
 
     # taps
-    def _cmd_tap(self, leg_id: str, incoming: bool, outgoing: bool) -> None:
-        call = self.calls.get(leg_id)
+    def _cmd_tap(self, cmd: sc.Tap) -> None:
+        call = self.calls.get(cmd.leg_id)
         if call is None:
             return
-        call.want_taps = (incoming, outgoing)
+        call.want_taps = (cmd.incoming, cmd.outgoing)
         if call.audio is not None:
             self._apply_taps(call)
 
@@ -514,7 +490,7 @@ class _Core:
         self.tapped.pop(call.leg_id, None)
 
     def _read_taps(self) -> None:
-        batch = []
+        batch: list[tuple[str, str, bytes]] = []
         for call in self.tapped.values():
             if call.tap_in is not None:
                 data = call.tap_in.read()
@@ -528,18 +504,19 @@ class _Core:
             self.on_audio(batch)
 
     # SendDigits
-    def _cmd_send_digits(self, leg_id: str, send_id: str, digits: str, tone_ms: int, gap_ms: int) -> None:
-        call = self.calls.get(leg_id)
+    def _cmd_send_digits(self, cmd: sc.SendDigits) -> None:
+        call = self.calls.get(cmd.leg_id)
         if call is None or call.audio is None:
-            self.post(ev.CommandFailed(leg_id, "send_digits", "leg has no media"))
+            self.post(ev.CommandFailed(cmd.leg_id, cmd, "leg has no media"))
             return
-        sender = _DigitSender(leg_id, send_id, digits, tone_ms, gap_ms, rfc4733=call.remote_te)
+        sender = _DigitSender(cmd.leg_id, cmd.send_id, cmd.digits, cmd.tone_ms, cmd.gap_ms,
+                              rfc4733=call.remote_te)
         if sender.rfc4733:
-            status = pj.setDtmfDuration(call.getId(), tone_ms)
+            status = pj.setDtmfDuration(call.getId(), cmd.tone_ms)
             if status != 0:
-                log.warning("dtmf_duration_not_set", leg_id=leg_id, status=status)
+                log.warning("dtmf_duration_not_set", leg_id=cmd.leg_id, status=status)
         self.senders[sender.key] = sender
-        call.send_ids.add(send_id)
+        call.send_ids.add(cmd.send_id)
         self._schedule(sender, time.monotonic())
 
     def _schedule(self, sender: _DigitSender, when: float) -> None:
@@ -602,10 +579,18 @@ class _Core:
             call.send_ids.discard(sender.send_id)
         self._release_tone(sender, call)
 
-    def _cmd_stop_digits(self, leg_id: str, send_id: str) -> None:
-        sender = self.senders.get((leg_id, send_id))
+    def _cmd_stop_digits(self, cmd: sc.StopDigits) -> None:
+        sender = self.senders.get((cmd.leg_id, cmd.send_id))
         if sender is not None:
-            self._end_sender(sender, self.calls.get(leg_id))
+            self._end_sender(sender, self.calls.get(cmd.leg_id))
+
+    #: The one dispatch point of the pjsua2 boundary: command type -> handler.
+    _dispatch: dict[type, Callable[[_Core, Any], None]] = {
+        sc.Ring: _cmd_ring, sc.Answer: _cmd_answer, sc.Reject: _cmd_reject,
+        sc.Disconnect: _cmd_disconnect, sc.Play: _cmd_play, sc.StopPlay: _cmd_stop_play,
+        sc.Tap: _cmd_tap, sc.SendDigits: _cmd_send_digits, sc.StopDigits: _cmd_stop_digits,
+        sc.Shutdown: _cmd_stop,
+    }
 
     # callbacks from _Account/_Call
     def incoming(self, call: _Call, rdata) -> None:
@@ -639,11 +624,11 @@ class _Core:
         if call.want_taps != (False, False):
             self._apply_taps(call)
         pending, call.pending_plays = call.pending_plays, []
-        for play_id, path, repeat, duration_s in pending:
+        for play in pending:
             try:
-                self._start_player(call, play_id, path, repeat, duration_s)
+                self._start_player(call, play.play_id, play.path, play.repeat, play.duration_s)
             except self.pj.Error as exc:
-                self.post(ev.CommandFailed(call.leg_id, "play", exc.info()))
+                self.post(ev.CommandFailed(call.leg_id, play, exc.info()))
 
     def call_state(self, call: _Call) -> None:
         # Only the end of the call matters here; isActive() is much cheaper than getInfo().
@@ -733,15 +718,15 @@ class _Call(pj.Call):
         self.leg_id = str(uuid.uuid4())
         self.answered = False
         self.local_hangup = False
-        self.audio = None
-        self.pending_plays: list[tuple[str, str, int, float]] = []
+        self.audio: Any = None              # the call's pjsua2 AudioMedia once media is up
+        self.pending_plays: list[sc.Play] = []
         self.remote_te = False              # the offer carried telephone-event (RFC 4733)
         self.play_ids: set[str] = set()     # this leg's entries in _Core.players / senders
         self.send_ids: set[str] = set()
-        self.sources: dict[int, object] = {}   # media transmitting to this leg
+        self.sources: dict[int, Any] = {}      # media transmitting to this leg (pjsua2 AudioMedia)
         self.want_taps = (False, False)     # (incoming, outgoing) asked for
-        self.tap_in = None
-        self.tap_out = None
+        self.tap_in: Any = None             # pjsua2 FrameTap ports
+        self.tap_out: Any = None
 
     def onCallState(self, prm) -> None:
         try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .commands import SipCommand
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingCall:
@@ -57,7 +59,7 @@ class PlaybackFinished:
 @dataclass(frozen=True, slots=True)
 class CommandFailed:
     leg_id: str
-    command: str
+    command: SipCommand         # the command itself, as it was sent
     message: str
 
 

@@ -1,0 +1,392 @@
+"""The per-call driver: feeds one transaction its inputs and carries out its commands.
+
+A thin adapter in the manner of aioquic's ``asyncio/protocol.py``: it translates SIP
+and media events into engine inputs (:mod:`chimevoice.engine.inputs`) and engine
+commands into SIP commands, media-worker commands, handler invocations, timers and
+service calls. It decides nothing about the call; the engine does.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lambda_bridge import InvocationError, Invoker
+
+from ..bots import BotError
+from ..cdr import build_record
+from ..config import Config
+from ..engine import commands as c
+from ..engine import inputs as I
+from ..engine.transaction import Transaction
+from ..media import worker as mw
+from ..media.audio import AudioSourceError
+from ..media.storage import BucketStore
+from ..metrics import Metrics
+from ..sip import commands as sc
+from ..sip import events as ev
+from ..speech import SpeechError
+from .bots import CallBots
+from .cdrs import CdrBatcher
+from .legs import LegRecord
+from .prompts import PromptService
+from .registry import CallRegistry
+
+MSG_SYSTEM = "System error while running action"
+
+
+class SipControl(Protocol):
+    def send(self, cmd: sc.SipCommand) -> None: ...
+
+
+class MediaControl(Protocol):
+    def send(self, cmd: mw.MediaCommand) -> None: ...
+
+
+@dataclass(slots=True)
+class Services:
+    """What every call's driver uses, wired once at start-up."""
+
+    cfg: Config
+    sip: SipControl
+    media: MediaControl | None
+    invokers: dict[str, Invoker]
+    prompts: PromptService
+    buckets: BucketStore
+    cdrs: CdrBatcher
+    metrics: Metrics
+    registry: CallRegistry[CallDriver]
+    loop: asyncio.AbstractEventLoop
+    ended: Callable[[CallDriver], None]
+    """Told when a call's transaction ended (after its CDRs were queued)."""
+
+
+class CallDriver:
+    """One live call: its transaction, its legs' CDR records, its timers and tasks."""
+
+    def __init__(self, tx: Transaction, services: Services, log: Any, *, voice_connector_id: str,
+                 sip_rule_id: str, trigger_type: str) -> None:
+        self.tx = tx
+        self.s = services
+        self.log = log
+        self.voice_connector_id = voice_connector_id
+        self.sip_rule_id = sip_rule_id
+        self.trigger_type = trigger_type
+        self.legs: dict[str, LegRecord] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.inband_legs: dict[str, bool] = {}      # legs without RFC 4733 -> detector on
+        self.bots = CallBots(services.cfg.bots)
+        self.finished = False
+
+    @property
+    def transaction_id(self) -> str:
+        return self.tx.transaction_id
+
+    def add_leg(self, leg: LegRecord) -> None:
+        self.legs[leg.call_id] = leg
+        self.s.registry.add_leg(leg.call_id, self)
+
+    # -- inputs ---------------------------------------------------------------
+    def feed(self, inp: I.Input) -> None:
+        """Hand one input to the engine and carry out what it asks for."""
+        self.tx.handle(inp)
+        self._run()
+
+    def on_sip_event(self, event: ev.SipEvent) -> None:
+        rec = self.legs.get(event.leg_id)
+        metrics = self.s.metrics
+        if isinstance(event, ev.MediaReady):
+            if rec is not None and rec.answer_ms is None:
+                rec.answer_ms = now_ms()
+                metrics.observe("call_setup_seconds", (rec.answer_ms - rec.start_ms) / 1000)
+            if not event.telephone_event:
+                self.inband_legs[event.leg_id] = False     # detector on while digits are wanted
+            self.feed(I.MediaReady(event.leg_id))
+        elif isinstance(event, ev.CallDisconnected):
+            if rec is not None:
+                rec.end_ms = now_ms()
+                rec.status_code = event.status_code
+                rec.hangup_source = "caller" if event.by_remote else "application"
+            self.inband_legs.pop(event.leg_id, None)
+            if self.s.media is not None:
+                self.s.media.send(mw.LegEnded(event.leg_id))
+            self.feed(I.LegDisconnected(event.leg_id, by_remote=event.by_remote))
+        elif isinstance(event, ev.DtmfReceived):
+            self.log.info("dtmf_received", digit=event.digit, method=event.method)
+            metrics.inc("dtmf_digits_total", method=event.method)
+            if self.s.media is not None and self.tx.call_recordings:
+                self.s.media.send(mw.KeyPressed(event.leg_id, event.digit))
+            self.feed(I.Dtmf(event.leg_id, event.digit))
+        elif isinstance(event, ev.PlaybackFinished):
+            self.feed(I.PlaybackFinished(event.leg_id, event.play_id))
+        elif isinstance(event, ev.DigitsSent):
+            self.log.info("digits_sent", send_id=event.send_id, method=event.method)
+            metrics.inc("digits_sent_total", method=event.method)
+            self.feed(I.DigitsSent(event.leg_id, event.send_id))
+        elif isinstance(event, ev.CommandFailed):
+            self.feed(I.CommandFailed(engine_command(event.command), event.message))
+
+    def on_media_event(self, event: mw.MediaEvent) -> None:
+        if isinstance(event, mw.InbandDigit):
+            self.log.info("dtmf_received", digit=event.digit, method="inband")
+            self.s.metrics.inc("dtmf_digits_total", method="inband")
+            self.feed(I.Dtmf(event.leg_id, event.digit))
+        elif isinstance(event, mw.RecordingStarted):
+            self.feed(I.RecordingStarted(event.leg_id, event.record_id))
+        elif isinstance(event, mw.RecordingStopped):
+            self.s.metrics.inc("recordings_total", reason=event.reason)
+            self.feed(I.RecordingStopped(event.leg_id, event.record_id, event.reason, event.error,
+                                         event.duration_s))
+
+    # -- commands -------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            cmds = self.tx.drain()
+            if not cmds:
+                break
+            for cmd in cmds:
+                self._execute(cmd)
+        if self.inband_legs and self.s.media is not None:
+            self._update_inband()
+
+    def _execute(self, cmd: c.Command) -> None:
+        sip, media = self.s.sip, self.s.media
+        match cmd:
+            case c.Invoke():
+                self._spawn(self._invoke(cmd))
+            case c.Ring(call_id=cid):
+                sip.send(sc.Ring(cid))
+            case c.Answer(call_id=cid):
+                sip.send(sc.Answer(cid))
+            case c.Reject(call_id=cid, status_code=code):
+                sip.send(sc.Reject(cid, code))
+            case c.Disconnect(call_id=cid, cause=cause):
+                sip.send(sc.Disconnect(cid, cause))
+            case c.Play(call_id=cid, play_id=pid, path=path, repeat=repeat, duration_s=dur):
+                sip.send(sc.Play(cid, pid, path, repeat, dur))
+            case c.StopPlay(call_id=cid, play_id=pid):
+                sip.send(sc.StopPlay(cid, pid))
+            case c.SendDigits(call_id=cid, send_id=sid, digits=digits, tone_ms=tone, gap_ms=gap):
+                sip.send(sc.SendDigits(cid, sid, digits, tone, gap))
+            case c.StopDigits(call_id=cid, send_id=sid):
+                sip.send(sc.StopDigits(cid, sid))
+            case c.PrepareAudio(request_id=rid, bucket=bucket, key=key):
+                hit = self.s.prompts.recent(bucket, key)
+                if hit is not None:
+                    self.tx.handle(I.AudioReady(rid, *hit))
+                else:
+                    self._spawn(self._prepare_audio(cmd))
+            case c.PrepareSpeech():
+                self._spawn(self._prepare_speech(cmd))
+            case c.BotRequest():
+                self._spawn(self._bot_request(cmd))
+            case c.BotRelease(conversation_id=conv):
+                self.bots.release(conv)
+            case c.StartTimer(name=name, seconds=secs):
+                old = self.timers.pop(name, None)
+                if old:
+                    old.cancel()
+                self.timers[name] = self.s.loop.call_later(secs, self._timer, name)
+            case c.CancelTimer(name=name):
+                handle = self.timers.pop(name, None)
+                if handle:
+                    handle.cancel()
+            case c.StartRecording():
+                self._start_recording(cmd)
+            case c.StopRecording(call_id=cid, record_id=rid, reason=reason):
+                if media is not None:
+                    media.send(mw.StopRecording(cid, rid, reason))
+            case c.PauseRecording(call_id=cid, record_id=rid, paused=paused):
+                if media is not None:
+                    media.send(mw.PauseRecording(cid, rid, paused))
+            case c.SetVoiceFocus(call_id=cid, enabled=enabled):
+                self.log.info("voice_focus", call_id=cid, enabled=enabled)
+                if media is not None:
+                    media.send(mw.SetVoiceFocus(cid, enabled))
+            case c.Log(level=level, event=event, fields=fields):
+                getattr(self.log, level, self.log.info)(event, **fields)
+            case c.Finished(reason=reason):
+                self._finished(reason)
+
+    def _update_inband(self) -> None:
+        """In-band DTMF detection runs on a leg without RFC 4733 only while something
+        wants that leg's digits (a DTMF-consuming action or a ReceiveDigits listener)."""
+        assert self.s.media is not None
+        for leg_id, on in self.inband_legs.items():
+            want = self.tx.dtmf_wanted(leg_id)
+            if want != on:
+                self.inband_legs[leg_id] = want
+                self.s.media.send(mw.SetInband(leg_id, want))
+
+    def _start_recording(self, cmd: c.StartRecording) -> None:
+        try:
+            path = self.s.buckets.writable_path(cmd.bucket, cmd.key)
+        except Exception as exc:  # noqa: BLE001 - no such bucket, bad key, not writable
+            self.log.warning("recording_destination_failed", bucket=cmd.bucket, key=cmd.key, error=str(exc))
+            self.tx.handle(I.RecordingStopped(cmd.call_id, cmd.record_id, "error", str(exc)))
+            return
+        if self.s.media is None:
+            self.tx.handle(I.RecordingStopped(cmd.call_id, cmd.record_id, "error", "no media worker"))
+            return
+        self.log.info("recording_started", call_id=cmd.call_id, record_id=cmd.record_id,
+                      bucket=cmd.bucket, key=cmd.key, track=cmd.track)
+        self.s.media.send(mw.StartRecording(
+            cmd.call_id, cmd.record_id, path, track=cmd.track, max_s=cmd.max_s, silence_s=cmd.silence_s,
+            silence_threshold=cmd.silence_threshold, metadata=cmd.metadata, render_keys=cmd.call_recording))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.s.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _timer(self, name: str) -> None:
+        self.timers.pop(name, None)
+        self.feed(I.TimerFired(name))
+
+    # -- services ---------------------------------------------------------------
+    async def _invoke(self, cmd: c.Invoke) -> None:
+        event_type = cmd.event["InvocationEventType"]
+        invoker = self.s.invokers[cmd.app_id]
+        metrics = self.s.metrics
+        t0 = time.monotonic()
+        self.log.debug("handler_invoke", event_type=event_type, sequence=cmd.event["Sequence"],
+                       sip_media_application=cmd.app_id)
+        inp: I.Input
+        try:
+            result = await invoker.invoke(cmd.event, log_context={
+                "TransactionId": self.tx.transaction_id, "CallId": self.tx.leg_a})
+        except InvocationError as exc:
+            metrics.inc("handler_invocations_total", outcome=exc.kind)
+            inp = I.HandlerFailed(exc.kind, exc.message)
+        except Exception as exc:  # noqa: BLE001
+            self.log.exception("handler_bridge_crashed")
+            metrics.inc("handler_invocations_total", outcome="bridge_error")
+            inp = I.HandlerFailed("error", repr(exc))
+        else:
+            metrics.inc("handler_invocations_total", outcome="ok")
+            metrics.observe("handler_latency_seconds", time.monotonic() - t0)
+            inp = I.HandlerResponded(result)
+        self.feed(inp)
+
+    async def _prepare_audio(self, cmd: c.PrepareAudio) -> None:
+        inp: I.Input
+        try:
+            path, duration = await self.s.prompts.prepare(cmd.bucket, cmd.key)
+        except AudioSourceError as exc:
+            self.log.warning("audio_source_failed", bucket=cmd.bucket, key=cmd.key,
+                             error_type=exc.error_type, error=str(exc))
+            inp = I.AudioFailed(cmd.request_id, exc.error_type, exc.message)
+        except Exception:  # noqa: BLE001
+            self.log.exception("audio_prepare_failed", bucket=cmd.bucket, key=cmd.key)
+            inp = I.AudioFailed(cmd.request_id, "SystemException", MSG_SYSTEM)
+        else:
+            inp = I.AudioReady(cmd.request_id, path, duration)
+        self.feed(inp)
+
+    async def _prepare_speech(self, cmd: c.PrepareSpeech) -> None:
+        inp: I.Input
+        try:
+            path, duration = await self.s.prompts.synthesize(cmd.request)
+        except SpeechError as exc:
+            self.log.warning("speech_failed", error_type=exc.error_type, error=exc.message)
+            inp = I.AudioFailed(cmd.request_id, exc.error_type, exc.message)
+        except Exception:  # noqa: BLE001
+            self.log.exception("speech_crashed")
+            inp = I.AudioFailed(cmd.request_id, "SystemException", MSG_SYSTEM)
+        else:
+            inp = I.AudioReady(cmd.request_id, path, duration)
+        self.feed(inp)
+
+    async def _bot_request(self, cmd: c.BotRequest) -> None:
+        """One bot step. Lex (boto3, blocking) runs on a worker thread inside LexV2Bot;
+        the local bot is plain Python on the loop."""
+        inp: I.Input
+        try:
+            if cmd.op == "start":
+                info = self.tx.info
+                bot = self.bots.create(cmd.conversation_id, cmd.value, session_id=cmd.call_id,
+                                       aws_account_id=info.aws_account_id, aws_region=info.aws_region,
+                                       sma_id=info.sip_media_application_id)
+                turn = await bot.start()
+            else:
+                found = self.bots.get(cmd.conversation_id)
+                if found is None:                 # released meanwhile (the action ended)
+                    return
+                turn = await (found.input_dtmf(cmd.value) if cmd.op == "dtmf" else found.input_text(cmd.value))
+        except BotError as exc:
+            self.log.warning("bot_failed", op=cmd.op, error_type=exc.error_type, error=exc.message)
+            inp = I.BotFailed(cmd.request_id, exc.error_type, exc.message)
+        except Exception:  # noqa: BLE001
+            self.log.exception("bot_crashed", op=cmd.op)
+            inp = I.BotFailed(cmd.request_id, "SystemException", MSG_SYSTEM)
+        else:
+            self.log.info("bot_turn", op=cmd.op, input=cmd.value if cmd.op != "start" else None,
+                          dialog_action=turn.dialog_action, slot=turn.slot_to_elicit, finished=turn.finished)
+            inp = I.BotTurn(cmd.request_id, turn)
+        self.feed(inp)
+
+    # -- the end ------------------------------------------------------------------
+    def _finished(self, reason: str) -> None:
+        self.finished = True
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        self.bots.clear()                 # the call's bot sessions and store end with it
+        registry = self.s.registry
+        registry.remove(self.tx.transaction_id)
+        for leg_id in self.legs:
+            registry.remove_leg(leg_id)
+        self.s.metrics.gauge("calls_active", len(registry))
+        self.log.info("transaction_finished", reason=reason, invocations=self.tx.invocations)
+        for rec in self.legs.values():
+            self._write_cdr(rec)
+        self.s.ended(self)
+
+    def _write_cdr(self, rec: LegRecord) -> None:
+        tx = self.tx
+        end_ms = rec.end_ms or now_ms()
+        try:
+            record = build_record(
+                aws_account_id=tx.info.aws_account_id, transaction_id=tx.transaction_id, call_id=rec.call_id,
+                voice_connector_id=self.voice_connector_id,
+                source_phone_number=rec.source_number, destination_phone_number=rec.destination_number,
+                direction=rec.direction, region=tx.info.aws_region, sip_rule_id=self.sip_rule_id,
+                sip_application_id=tx.info.sip_media_application_id,
+                call_leg_trigger_type=self.trigger_type, start_time=rec.start_ms / 1000,
+                answer_time=None if rec.answer_ms is None else rec.answer_ms / 1000,
+                end_time=end_ms / 1000, sip_response_code=rec.status_code,
+                sip_call_id=rec.sip_call_id, transport=rec.transport,
+                source_address=rec.source_address, hangup_source=rec.hangup_source)
+        except Exception:  # noqa: BLE001 - never lose the daemon over a CDR
+            self.log.exception("cdr_build_failed", call_id=rec.call_id)
+            return
+        self.s.cdrs.submit(record, self.log)
+
+
+def engine_command(cmd: sc.SipCommand) -> c.Command:
+    """The engine command a failed SIP command was made from."""
+    match cmd:
+        case sc.Play(leg_id=leg, play_id=pid, path=path, repeat=repeat, duration_s=dur):
+            return c.Play(leg, pid, path, repeat, dur)
+        case sc.SendDigits(leg_id=leg, send_id=sid, digits=digits, tone_ms=tone, gap_ms=gap):
+            return c.SendDigits(leg, sid, digits, tone, gap)
+        case sc.StopPlay(leg_id=leg, play_id=pid):
+            return c.StopPlay(leg, pid)
+        case sc.StopDigits(leg_id=leg, send_id=sid):
+            return c.StopDigits(leg, sid)
+        case sc.Ring(leg_id=leg):
+            return c.Ring(leg)
+        case sc.Answer(leg_id=leg):
+            return c.Answer(leg)
+        case sc.Reject(leg_id=leg, status_code=code):
+            return c.Reject(leg, code)
+        case sc.Disconnect(leg_id=leg, cause=cause):
+            return c.Disconnect(leg, cause)
+    return c.Log("error", "sip_command_failed", {"command": repr(cmd)})
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

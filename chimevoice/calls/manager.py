@@ -1,0 +1,187 @@
+"""The front of the call path: SIP events in, admission and routing, one driver per call.
+
+:class:`CallManager` admits an INVITE (``routing.route_call``: Voice Connector, allow
+list, digest, SIP rule), creates the call's :class:`~.driver.CallDriver` and
+:class:`~chimevoice.engine.transaction.Transaction`, and hands every later SIP or
+media event to the driver that owns the leg (found in the :mod:`.registry`). It also
+drains the daemon: refuse new calls, wait, hang up the rest, keep every CDR.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from typing import Any
+
+import structlog
+
+from lambda_bridge import Invoker
+
+from ..actions import REGISTRY
+from ..cdr import CdrWriter
+from ..config import Config
+from ..engine import inputs as I
+from ..engine.events import Participant
+from ..engine.transaction import Limits, Target, Transaction
+from ..media import worker as mw
+from ..media.audio import AudioCache
+from ..media.storage import BucketStore
+from ..metrics import Metrics
+from ..routing import Rejection, route_call
+from ..sip import commands as sc
+from ..sip import events as ev
+from ..speech import Synthesizer, make_synthesizer
+from .cdrs import CdrBatcher
+from .driver import CallDriver, MediaControl, Services, SipControl, now_ms
+from .legs import LegRecord
+from .prompts import PromptService
+from .registry import CallRegistry, LocalCallRegistry
+
+log = structlog.get_logger("chimevoice.calls")
+
+
+class CallManager:
+    def __init__(self, cfg: Config, sip: SipControl, invokers: dict[str, Invoker], *,
+                 audio: AudioCache, buckets: BucketStore, cdr: CdrWriter, metrics: Metrics,
+                 speech: Synthesizer | None = None, media: MediaControl | None = None,
+                 registry: CallRegistry[CallDriver] | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.loop = loop or asyncio.get_event_loop()
+        self.calls: CallRegistry[CallDriver] = registry if registry is not None else LocalCallRegistry()
+        self.cdrs = CdrBatcher(cdr, self.loop)
+        self.cdrs.on_idle = self._check_idle
+        self.prompts = PromptService(audio, buckets, speech or _synthesizer(cfg), self.loop)
+        self.services = Services(cfg=cfg, sip=sip, media=media, invokers=invokers, prompts=self.prompts,
+                                 buckets=buckets, cdrs=self.cdrs, metrics=metrics, registry=self.calls,
+                                 loop=self.loop, ended=self._call_ended)
+        self.accepting = True
+        self.auth_secret = secrets.token_bytes(32)
+        self.limits = Limits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
+        self.idle = asyncio.Event()         # set when no call is live and every CDR is on disk
+        self.idle.set()
+
+    # wiring (the endpoint and the media worker are created after the manager)
+    @property
+    def sip(self) -> SipControl:
+        return self.services.sip
+
+    @sip.setter
+    def sip(self, value: SipControl) -> None:
+        self.services.sip = value
+
+    @property
+    def media(self) -> Any:
+        return self.services.media
+
+    @media.setter
+    def media(self, value: Any) -> None:
+        self.services.media = value
+
+    # -- events (called on the loop) -----------------------------------------
+    def on_sip_events(self, batch: list[ev.SipEvent]) -> None:
+        for event in batch:
+            self.on_sip_event(event)
+
+    def on_sip_event(self, event: ev.SipEvent) -> None:
+        try:
+            if isinstance(event, ev.IncomingCall):
+                self._incoming(event)
+                return
+            driver = self.calls.by_leg(event.leg_id)
+            if driver is not None and not driver.finished:
+                driver.on_sip_event(event)
+        except Exception:  # noqa: BLE001 - one call's bug must not stop the daemon
+            log.exception("sip_event_failed", sip_event=type(event).__name__)
+
+    def on_media_event(self, event: mw.MediaEvent) -> None:
+        """An event of the media worker, on the loop."""
+        try:
+            driver = self.calls.by_leg(event.leg_id)
+            if driver is not None and not driver.finished:
+                driver.on_media_event(event)
+        except Exception:  # noqa: BLE001
+            log.exception("media_event_failed", media_event=type(event).__name__)
+
+    # -- admission --------------------------------------------------------------
+    def _incoming(self, call: ev.IncomingCall) -> None:
+        self.metrics.inc("sip_invites_total")
+        sip = self.services.sip
+        if not self.accepting:
+            sip.send(sc.Reject(call.leg_id, 503, (("Retry-After", "5"),)))
+            self.metrics.inc("calls_rejected_total", code="503")
+            return
+        route = route_call(self.cfg, call, auth_secret=self.auth_secret)
+        if isinstance(route, Rejection):
+            level = log.info if route.status_code == 401 else log.warning
+            level("call_rejected", sip_status=route.status_code, reason=route.reason,
+                  source=f"{call.source_ip}:{call.source_port}", transport=call.transport,
+                  request_uri=call.request_uri, sip_call_id=call.sip_call_id)
+            sip.send(sc.Reject(call.leg_id, route.status_code, route.headers))
+            self.metrics.inc("calls_rejected_total", code=str(route.status_code))
+            return
+        tx_id = str(uuid.uuid4())
+        start_ms = now_ms()
+        participant = Participant(call.leg_id, "LEG-A", route.called, route.caller, "Inbound",
+                                  start_ms, sip_headers=dict(call.sip_headers) or None)
+        targets = [Target(app.id, app.aws_account_id, app.aws_region) for app in route.applications]
+        tx = Transaction(transaction_id=tx_id, leg_a=participant, targets=targets,
+                         sip_rule_id=route.rule.id, registry=REGISTRY, limits=self.limits)
+        bound = log.bind(TransactionId=tx_id, CallId=call.leg_id)
+        driver = CallDriver(tx, self.services, bound, voice_connector_id=route.connector.id,
+                            sip_rule_id=route.rule.id, trigger_type=route.rule.trigger_type)
+        self.calls.add(tx_id, driver)
+        driver.add_leg(LegRecord(call.leg_id, "Inbound", route.caller, route.called, start_ms,
+                                 sip_call_id=call.sip_call_id, transport=call.transport,
+                                 source_address=f"{call.source_ip}:{call.source_port}"))
+        self.idle.clear()
+        self.metrics.inc("calls_total")
+        self.metrics.gauge("calls_active", len(self.calls))
+        bound.info("call_routed", called=route.called, caller=route.caller, transport=call.transport,
+                   source=f"{call.source_ip}:{call.source_port}", sip_call_id=call.sip_call_id,
+                   voice_connector=route.connector.id, sip_rule=route.rule.id,
+                   sip_media_application=route.applications[0].id)
+        driver.feed(I.InboundCallRouted())
+
+    # -- the end of calls ---------------------------------------------------------
+    def _call_ended(self, driver: CallDriver) -> None:
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not len(self.calls) and not self.cdrs.pending:
+            self.idle.set()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls)
+
+    async def drain(self, timeout: float) -> None:
+        """Refuse new calls (503) and wait up to *timeout* for live ones to end;
+        then hang the rest up and wait for their CDRs."""
+        self.accepting = False
+        if len(self.calls):
+            log.info("draining", active_calls=len(self.calls), timeout_s=timeout)
+            try:
+                await asyncio.wait_for(self.idle.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        for driver in self.calls:
+            for leg_id, rec in driver.legs.items():
+                if rec.end_ms is None:
+                    self.services.sip.send(sc.Disconnect(leg_id, 0))
+        try:
+            await asyncio.wait_for(self.idle.wait(), 5)
+        except asyncio.TimeoutError:
+            log.warning("calls_left_at_shutdown", count=len(self.calls))
+        self.prompts.close()
+        self.cdrs.close()     # nothing is lost: every queued CDR is written
+
+
+def _synthesizer(cfg: Config) -> Synthesizer:
+    """The configured text-to-speech: local espeak-ng, or Amazon Polly (speech.engine: polly)."""
+    sp = cfg.speech
+    if sp.engine == "polly":
+        return make_synthesizer("polly", cfg.data_dir / "speech-cache", region=sp.polly_region,
+                                endpoint_url=sp.polly_endpoint_url)
+    return make_synthesizer("local", cfg.data_dir / "speech-cache")

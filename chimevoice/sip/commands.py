@@ -1,0 +1,136 @@
+"""Commands the asyncio side sends to the pjsua2 thread (plain values, no pjsua2 objects).
+
+:meth:`SipEndpoint.send <chimevoice.sip.endpoint.SipEndpoint.send>` puts one on a
+thread-safe queue; the pjsua2 thread runs each through one dispatch table. A command
+that fails comes back as :class:`~chimevoice.sip.events.CommandFailed` carrying the
+command itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """Send ``180 Ringing`` on an unanswered inbound leg."""
+
+    leg_id: str
+    """The leg (its Chime CallId)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Answer an inbound leg with ``200 OK``; ``MediaReady`` follows."""
+
+    leg_id: str
+    """The leg."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A final non-2xx response to an unanswered inbound leg."""
+
+    leg_id: str
+    """The leg."""
+
+    status_code: int
+    """The SIP status (4xx-6xx)."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra header fields of the response (e.g. ``Retry-After``, a digest challenge)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """End a leg: ``BYE`` when answered, else a final response (*cause* or 480)."""
+
+    leg_id: str
+    """The leg."""
+
+    cause: int = 0
+    """A SIP status to report in ``Reason: SIP;cause=N`` (0: none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Play a 16-bit mono WAV at the bridge rate to a leg; ``PlaybackFinished`` follows."""
+
+    leg_id: str
+    """The leg that hears it."""
+
+    play_id: str
+    """The caller's id for this play (in ``PlaybackFinished`` and ``StopPlay``)."""
+
+    path: str
+    """The prepared file."""
+
+    repeat: int = 1
+    """How many times to play it."""
+
+    duration_s: float = 0.0
+    """The length of one play (the end is a deadline the pjsua2 thread keeps)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlay:
+    """Stop a play early (no ``PlaybackFinished``)."""
+
+    leg_id: str
+    """The leg."""
+
+    play_id: str
+    """The play's id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """Capture a leg's audio for the media worker; ``Tap(leg, False, False)`` stops it."""
+
+    leg_id: str
+    """The leg."""
+
+    incoming: bool
+    """Capture what the far end sends."""
+
+    outgoing: bool
+    """Capture what the leg hears from us."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendDigits:
+    """Send DTMF: RFC 4733 events when the leg negotiated telephone-event, else in-band
+    tones; ``,`` pauses. ``DigitsSent`` follows."""
+
+    leg_id: str
+    """The leg."""
+
+    send_id: str
+    """The caller's id (in ``DigitsSent`` and ``StopDigits``)."""
+
+    digits: str
+    """The signals: ``0-9 * # A-D ,``."""
+
+    tone_ms: int
+    """Length of each tone."""
+
+    gap_ms: int
+    """Silence between two tones."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopDigits:
+    """Stop sending digits."""
+
+    leg_id: str
+    """The leg."""
+
+    send_id: str
+    """The sender's id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """End the pjsua2 thread's loop (the endpoint then hangs up every call)."""
+
+
+SipCommand = Ring | Answer | Reject | Disconnect | Play | StopPlay | Tap | SendDigits | StopDigits | Shutdown
