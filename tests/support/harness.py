@@ -284,3 +284,73 @@ def wait_handler_events(path: Path, number: str, last: str = "HANGUP", timeout: 
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+def phone_call(uri: str, *args: str, transport: str = "udp", timeout: float = 30.0) -> dict:
+    """Run tests/support/phone.py in calling mode at *uri* (extra phone.py options in *args*); its JSON result."""
+    cmd = [sys.executable, str(PHONE), "--uri", uri, "--transport", transport, *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"phone printed no result (rc={res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+    return json.loads(lines[-1])
+
+
+class ListeningPhone:
+    """tests/support/phone.py in answering mode (``--listen``) as a running process.
+
+    ``ListeningPhone(["--ring", "--answer-after", "1"], transport="tcp")`` starts it on a free
+    port and waits for its ``{"listening": ...}`` line; ``.port`` / ``.uri(user)`` say where to
+    call; ``.result()`` waits for the process and returns its JSON result. Use as a context
+    manager (or call ``.close()``) so that a failing test does not leave it running.
+    """
+
+    def __init__(self, args: list[str] | tuple[str, ...] = (), *, transport: str = "udp", address: str = "127.0.0.1",
+                 timeout: float = 15.0):
+        import threading
+        self.transport = transport
+        self.address = address
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, str(PHONE), "--listen", f"{address}:0", "--transport", transport, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        self.port = 0
+        while time.monotonic() < deadline:
+            for ln in list(self.lines):
+                if ln.startswith('{"listening"'):
+                    self.port = json.loads(ln)["port"]
+                    return
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        self.close()
+        raise RuntimeError("listening phone did not come up:\n" + "".join(self.lines)[-3000:])
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for ln in self.proc.stdout:
+            self.lines.append(ln)
+
+    def uri(self, user: str = NUMBER) -> str:
+        return f"sip:{user}@{self.address}:{self.port}"
+
+    def result(self, timeout: float = 30.0) -> dict:
+        self.proc.wait(timeout)
+        self._reader.join(5)
+        out = [ln for ln in self.lines if ln.startswith("{") and not ln.startswith('{"listening"')]
+        assert out, f"listening phone printed no result (rc={self.proc.returncode}):\n{''.join(self.lines)[-3000:]}"
+        assert self.proc.returncode == 0, ''.join(self.lines)[-3000:]
+        return json.loads(out[-1])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> "ListeningPhone":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
