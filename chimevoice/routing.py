@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sip_rules
 
-from .config import Config, SipMediaApplication, SipRule, VoiceConnector
+from .config import Config, SipMediaApplication, SipRule, TargetApplication, VoiceConnector
 from .sip.events import IncomingCall
 from .sip.message import uri_of, uri_parts
 
@@ -46,22 +46,32 @@ def called_and_caller(call: IncomingCall, country_code: str) -> tuple[str, str, 
 
 
 def route_call(cfg: Config, call: IncomingCall, *, auth_secret: bytes,
-               now: float | None = None) -> Route | Rejection:
+               now: float | None = None, hairpin_sma: str | None = None,
+               trusted: bool = False) -> Route | Rejection:
+    """Admit and route *call*. *trusted*: a call this server placed to itself (a hairpin,
+    docs/bridging.md): no allow list, digest or TLS check; with *hairpin_sma* it goes to that
+    SIP media application instead of a SIP rule."""
     cc = cfg.sip.default_country_code
     called, caller, host = called_and_caller(call, cc)
+    if hairpin_sma:
+        app = cfg.application(hairpin_sma)
+        if app is None or not cfg.voice_connectors:
+            return Rejection(cfg.sip.no_route_response, f"no SIP media application {hairpin_sma}")
+        direct = SipRule("", "hairpin", "ToPhoneNumber", called, (TargetApplication(app.id, 1),))
+        return Route(cfg.voice_connectors[0], direct, [app], called, caller)
     connector = sip_rules.select_voice_connector(
         cfg.voice_connectors, request_uri_host=host, called_number=called, default_country_code=cc)
     if connector is None:
         if not any(sip_rules.source_allowed(vc, call.source_ip) for vc in cfg.voice_connectors):
             return Rejection(403, f"source {call.source_ip} is on no Voice Connector allow list")
         return Rejection(cfg.sip.no_route_response, f"no Voice Connector serves {called}@{host}")
-    if not sip_rules.source_allowed(connector, call.source_ip):
+    if not trusted and not sip_rules.source_allowed(connector, call.source_ip):
         return Rejection(403, f"source {call.source_ip} is not on the allow list of {connector.id}")
-    if connector.credentials is not None:
+    if connector.credentials is not None and not trusted:
         problem = _check_credentials(connector, call, auth_secret, time.time() if now is None else now)
         if problem is not None:
             return problem
-    if connector.encryption and call.transport != "tls":
+    if connector.encryption and call.transport != "tls" and not trusted:
         return Rejection(403, f"Voice Connector {connector.id} requires TLS")
     rule = sip_rules.match_rule(cfg.sip_rules, called_number=called, request_uri_host=host,
                                 default_country_code=cc)

@@ -314,11 +314,11 @@ def test_unimplemented_known_action_fails_naming_it():
     tx = make_tx()
     tx.handle(I.InboundCallRouted())
     tx.drain()
-    event = invoked(respond(tx, [{"Type": "CallAndBridge", "Parameters": {}}]))
+    event = invoked(respond(tx, [{"Type": "JoinChimeMeeting", "Parameters": {}}]))
     assert event["InvocationEventType"] == "ACTION_FAILED"
-    assert event["ActionData"]["Type"] == "CallAndBridge"
+    assert event["ActionData"]["Type"] == "JoinChimeMeeting"
     assert event["ActionData"]["ErrorType"] == "SystemException"
-    assert "CallAndBridge" in event["ActionData"]["ErrorMessage"]
+    assert "JoinChimeMeeting" in event["ActionData"]["ErrorMessage"]
 
 
 def test_failover_to_next_priority_then_480():

@@ -8,6 +8,7 @@ from __future__ import annotations
 from chimevoice.engine.action import Action
 
 from .bot import StartBotConversation
+from .bridge import CallAndBridge
 from .call_recording import PauseCallRecording, ResumeCallRecording, StartCallRecording, StopCallRecording
 from .control import Hangup, Pause
 from .digits import PlayAudioAndGetDigits, ReceiveDigits, SpeakAndGetDigits
@@ -18,7 +19,7 @@ from .speak import Speak
 from .voicefocus import VoiceFocus
 
 REGISTRY: dict[str, type[Action]] = {
-    cls.type_name: cls for cls in (Pause, Hangup, PlayAudio, Speak, StartBotConversation,
+    cls.type_name: cls for cls in (Pause, Hangup, CallAndBridge, PlayAudio, Speak, StartBotConversation,
                                    ReceiveDigits, PlayAudioAndGetDigits, SpeakAndGetDigits,
                                    SendDigits, RecordAudio, StartCallRecording, StopCallRecording,
                                    PauseCallRecording, ResumeCallRecording, VoiceFocus)}

@@ -52,14 +52,22 @@ class Pause(Action):
 class Hangup(Action):
     """End one leg with SipResponseCode 0, 480 or 486 (02b §2; reading 28 of 02b §4).
 
-    The list ends here; the handler then gets HANGUP for the leg."""
+    On a call with one leg the list ends here and the handler gets HANGUP for the leg.
+    When another leg stays up (a bridged call) the action succeeds like any other
+    (ACTION_SUCCESSFUL with Type Hangup as the last of its list, README reading 12) and the
+    HANGUP of the leg follows, in either order."""
     type_name = "Hangup"
 
     def start(self) -> None:
         code = self._code(self.params.get("SipResponseCode", self.params.get("SipStatusCode")))
         leg = self.ctx.resolve_leg()
+        others = any(lg.connected and lg.listed and not lg.hanging_up and lg is not leg
+                     for lg in self.ctx.legs.values())
         self.ctx.hang_up(leg, code)
-        self.ctx.end_list()
+        if others:
+            self.ctx.succeed()
+        else:
+            self.ctx.end_list()
 
     @staticmethod
     def _code(value: Any) -> int:

@@ -30,6 +30,7 @@ from ..sip import events as ev
 from ..speech import SpeechError
 from .bots import CallBots
 from .cdrs import CdrBatcher
+from .dialing import ATTEMPT_TIMEOUT_S, Dialer, DialError, Outbound
 from .legs import LegRecord
 from .prompts import PromptService
 from .registry import CallRegistry
@@ -58,6 +59,7 @@ class Services:
     cdrs: CdrBatcher
     metrics: Metrics
     registry: CallRegistry[CallDriver]
+    dialer: Dialer
     loop: asyncio.AbstractEventLoop
     ended: Callable[[CallDriver], None]
     """Told when a call's transaction ended (after its CDRs were queued)."""
@@ -79,6 +81,8 @@ class CallDriver:
         self.tasks: set[asyncio.Task[None]] = set()
         self.inband_legs: dict[str, bool] = {}      # legs without RFC 4733 -> detector on
         self.bots = CallBots(services.cfg.bots)
+        self.outbound: dict[str, Outbound] = {}      # outbound legs being dialled or up
+        self.attempt_timers: dict[str, asyncio.TimerHandle] = {}
         self.finished = False
 
     @property
@@ -98,14 +102,36 @@ class CallDriver:
     def on_sip_event(self, event: ev.SipEvent) -> None:
         rec = self.legs.get(event.leg_id)
         metrics = self.s.metrics
+        out = self.outbound.get(event.leg_id)
         if isinstance(event, ev.MediaReady):
-            if rec is not None and rec.answer_ms is None:
+            if rec is not None and rec.answer_ms is None and out is None:
                 rec.answer_ms = now_ms()
                 metrics.observe("call_setup_seconds", (rec.answer_ms - rec.start_ms) / 1000)
             if not event.telephone_event:
                 self.inband_legs[event.leg_id] = False     # detector on while digits are wanted
             self.feed(I.MediaReady(event.leg_id))
+        elif isinstance(event, ev.OutgoingProgress):
+            if out is not None:
+                out.progressed = True
+                self._cancel_attempt_timer(event.leg_id)
+            self.feed(I.LegRinging(event.leg_id))
+        elif isinstance(event, ev.OutgoingAnswered):
+            if out is not None:
+                self.s.dialer.answered(out)
+                self._cancel_attempt_timer(event.leg_id)
+            if rec is not None:
+                rec.answer_ms = now_ms()
+            self.log.info("outbound_answered", call_id=event.leg_id,
+                          host=out.attempts[0].uri if out and out.attempts else None)
+            self.feed(I.LegAnswered(event.leg_id, out.start_ms if out else now_ms()))
         elif isinstance(event, ev.CallDisconnected):
+            if out is not None and not out.answered:
+                self._cancel_attempt_timer(event.leg_id)
+                if self.s.dialer.failed(out, event.status_code) and not self.finished:
+                    self.log.info("outbound_failover", call_id=event.leg_id, status=event.status_code,
+                                  next_host=out.attempts[0].uri)
+                    self._attempt(out)
+                    return
             if rec is not None:
                 rec.end_ms = now_ms()
                 rec.status_code = event.status_code
@@ -113,7 +139,8 @@ class CallDriver:
             self.inband_legs.pop(event.leg_id, None)
             if self.s.media is not None:
                 self.s.media.send(mw.LegEnded(event.leg_id))
-            self.feed(I.LegDisconnected(event.leg_id, by_remote=event.by_remote))
+            self.feed(I.LegDisconnected(event.leg_id, by_remote=event.by_remote,
+                                        status_code=event.status_code))
         elif isinstance(event, ev.DtmfReceived):
             self.log.info("dtmf_received", digit=event.digit, method=event.method)
             metrics.inc("dtmf_digits_total", method=event.method)
@@ -173,6 +200,14 @@ class CallDriver:
                 sip.send(sc.SendDigits(cid, sid, digits, tone, gap))
             case c.StopDigits(call_id=cid, send_id=sid):
                 sip.send(sc.StopDigits(cid, sid))
+            case c.Dial():
+                self._dial(cmd)
+            case c.EarlyMedia(call_id=cid):
+                sip.send(sc.EarlyMedia(cid))
+            case c.LinkAudio(source=src, sink=sink):
+                sip.send(sc.LinkAudio(src, sink))
+            case c.UnlinkAudio(source=src, sink=sink):
+                sip.send(sc.UnlinkAudio(src, sink))
             case c.PrepareAudio(request_id=rid, bucket=bucket, key=key):
                 hit = self.s.prompts.recent(bucket, key)
                 if hit is not None:
@@ -236,6 +271,48 @@ class CallDriver:
         self.s.media.send(mw.StartRecording(
             cmd.call_id, cmd.record_id, path, track=cmd.track, max_s=cmd.max_s, silence_s=cmd.silence_s,
             silence_threshold=cmd.silence_threshold, metadata=cmd.metadata, render_keys=cmd.call_recording))
+
+    # -- outbound legs ------------------------------------------------------------
+    def _dial(self, cmd: c.Dial) -> None:
+        try:
+            out = self.s.dialer.plan(cmd)
+        except DialError as exc:
+            self.log.warning("dial_failed", call_id=cmd.call_id, endpoint_type=cmd.endpoint_type,
+                             uri=cmd.uri, error=str(exc))
+            self.tx.handle(I.LegDisconnected(cmd.call_id, by_remote=False, status_code=404))
+            return
+        out.start_ms = now_ms()
+        self.outbound[cmd.call_id] = out
+        self.add_leg(LegRecord(cmd.call_id, "Outbound", cmd.caller_id, cmd.uri, out.start_ms,
+                               transport=out.attempts[0].route.protocol if out.attempts[0].route else "udp"))
+        self._attempt(out)
+
+    def _attempt(self, out: Outbound) -> None:
+        attempt = out.attempts[0]
+        out.tried.append(attempt.uri)
+        rec = self.legs.get(out.cmd.call_id)
+        if rec is not None and attempt.route is not None:
+            rec.source_address = attempt.route.hostport
+            rec.transport = attempt.route.protocol
+        self.log.info("outbound_attempt", call_id=out.cmd.call_id, uri=attempt.uri, attempt=len(out.tried))
+        self.s.sip.send(sc.Dial(out.cmd.call_id, attempt.uri, out.from_uri, out.headers, attempt.credentials))
+        self.attempt_timers[out.cmd.call_id] = self.s.loop.call_later(
+            ATTEMPT_TIMEOUT_S, self._attempt_timed_out, out.cmd.call_id)
+
+    def _attempt_timed_out(self, call_id: str) -> None:
+        self.attempt_timers.pop(call_id, None)
+        out = self.outbound.get(call_id)
+        if out is None or out.progressed or out.answered or self.finished:
+            return
+        self.log.info("outbound_attempt_timeout", call_id=call_id, uri=out.attempts[0].uri,
+                      seconds=ATTEMPT_TIMEOUT_S)
+        out.timed_out = True
+        self.s.sip.send(sc.Disconnect(call_id, 0))        # CANCEL; CallDisconnected follows
+
+    def _cancel_attempt_timer(self, call_id: str) -> None:
+        handle = self.attempt_timers.pop(call_id, None)
+        if handle is not None:
+            handle.cancel()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self.s.loop.create_task(coro)
@@ -331,9 +408,10 @@ class CallDriver:
     # -- the end ------------------------------------------------------------------
     def _finished(self, reason: str) -> None:
         self.finished = True
-        for handle in self.timers.values():
+        for handle in [*self.timers.values(), *self.attempt_timers.values()]:
             handle.cancel()
         self.timers.clear()
+        self.attempt_timers.clear()
         self.bots.clear()                 # the call's bot sessions and store end with it
         registry = self.s.registry
         registry.remove(self.tx.transaction_id)

@@ -21,6 +21,7 @@ from ..actions import REGISTRY
 from ..cdr import CdrWriter
 from ..config import Config
 from ..engine import inputs as I
+from ..engine.directory import Directory
 from ..engine.events import Participant
 from ..engine.transaction import Limits, Target, Transaction
 from ..media import worker as mw
@@ -32,6 +33,7 @@ from ..sip import commands as sc
 from ..sip import events as ev
 from ..speech import Synthesizer, make_synthesizer
 from .cdrs import CdrBatcher
+from .dialing import HAIRPIN_HEADER, Dialer
 from .driver import CallDriver, MediaControl, Services, SipControl, now_ms
 from .legs import LegRecord
 from .prompts import PromptService
@@ -53,11 +55,17 @@ class CallManager:
         self.cdrs = CdrBatcher(cdr, self.loop)
         self.cdrs.on_idle = self._check_idle
         self.prompts = PromptService(audio, buckets, speech or _synthesizer(cfg), self.loop)
+        self.auth_secret = secrets.token_bytes(32)
+        self.dialer = Dialer(cfg, hairpin_secret=self.auth_secret)
         self.services = Services(cfg=cfg, sip=sip, media=media, invokers=invokers, prompts=self.prompts,
                                  buckets=buckets, cdrs=self.cdrs, metrics=metrics, registry=self.calls,
-                                 loop=self.loop, ended=self._call_ended)
+                                 dialer=self.dialer, loop=self.loop, ended=self._call_ended)
         self.accepting = True
-        self.auth_secret = secrets.token_bytes(32)
+        self.directory = Directory(
+            phone_numbers=frozenset(self.dialer.numbers),
+            voice_connectors=frozenset(vc.id for vc in cfg.voice_connectors
+                                       if vc.origination is not None and not vc.origination.disabled),
+            sip_media_applications=frozenset(app.id for app in cfg.sip_media_applications))
         self.limits = Limits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
         self.idle = asyncio.Event()         # set when no call is live and every CDR is on disk
         self.idle.set()
@@ -112,7 +120,9 @@ class CallManager:
             sip.send(sc.Reject(call.leg_id, 503, (("Retry-After", "5"),)))
             self.metrics.inc("calls_rejected_total", code="503")
             return
-        route = route_call(self.cfg, call, auth_secret=self.auth_secret)
+        hairpin = self._hairpin(call)
+        route = route_call(self.cfg, call, auth_secret=self.auth_secret, trusted=hairpin is not None,
+                           hairpin_sma=hairpin[1] if hairpin else None)
         if isinstance(route, Rejection):
             level = log.info if route.status_code == 401 else log.warning
             level("call_rejected", sip_status=route.status_code, reason=route.reason,
@@ -123,11 +133,13 @@ class CallManager:
             return
         tx_id = str(uuid.uuid4())
         start_ms = now_ms()
+        shown = {k: v for k, v in call.sip_headers.items() if k.lower() != HAIRPIN_HEADER.lower()}
         participant = Participant(call.leg_id, "LEG-A", route.called, route.caller, "Inbound",
-                                  start_ms, sip_headers=dict(call.sip_headers) or None)
+                                  start_ms, sip_headers=shown or None)
         targets = [Target(app.id, app.aws_account_id, app.aws_region) for app in route.applications]
         tx = Transaction(transaction_id=tx_id, leg_a=participant, targets=targets,
-                         sip_rule_id=route.rule.id, registry=REGISTRY, limits=self.limits)
+                         sip_rule_id=route.rule.id or None, registry=REGISTRY, limits=self.limits,
+                         directory=self.directory)
         bound = log.bind(TransactionId=tx_id, CallId=call.leg_id)
         driver = CallDriver(tx, self.services, bound, voice_connector_id=route.connector.id,
                             sip_rule_id=route.rule.id, trigger_type=route.rule.trigger_type)
@@ -143,6 +155,15 @@ class CallManager:
                    voice_connector=route.connector.id, sip_rule=route.rule.id,
                    sip_media_application=route.applications[0].id)
         driver.feed(I.InboundCallRouted())
+
+    def _hairpin(self, call: ev.IncomingCall) -> tuple[str, str] | None:
+        """(leg id, SMA id or "") when *call* is one this server placed to itself (a bridge to
+        one of its numbers or SIP media applications, signed by the dialler), else None."""
+        for value in call.headers.get(HAIRPIN_HEADER.lower(), []):
+            found = self.dialer.verify_hairpin(value)
+            if found is not None:
+                return found
+        return None
 
     # -- the end of calls ---------------------------------------------------------
     def _call_ended(self, driver: CallDriver) -> None:

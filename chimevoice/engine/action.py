@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Protocol
 from . import commands as c
 from . import inputs as I
 from .digits import Listener
+from .directory import Directory
 from .legs import Leg
 
 
@@ -59,6 +60,12 @@ class TransactionPort(Protocol):
     @property
     def call_recordings(self) -> dict[str, Any]: ...
 
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def leg_a(self) -> str: ...
+
     def emit(self, cmd: c.Command) -> None: ...
     def new_id(self, prefix: str) -> str: ...
     def resolve_leg(self, params: Mapping[str, Any]) -> Leg: ...
@@ -67,6 +74,10 @@ class TransactionPort(Protocol):
     def arm_digit_listener(self, leg: Leg, listener: Listener, type_name: str,
                            echo: dict[str, Any]) -> None: ...
     def following_actions(self) -> Sequence[str]: ...
+    def new_outbound_leg(self, *, tag: str, to: str, from_: str,
+                         sip_headers: dict[str, str] | None = None) -> Leg: ...
+    def list_leg(self, leg: Leg) -> None: ...
+    def hold_unanswered_timer(self, held: bool) -> None: ...
     def log(self, level: str, event: str, **fields: Any) -> None: ...
     def action_succeeded(self, action: Action, extra: dict[str, Any]) -> None: ...
     def action_failed(self, action: Action, error_type: str, message: str) -> None: ...
@@ -102,6 +113,41 @@ class ActionContext:
     @property
     def legs(self) -> Mapping[str, Leg]:
         return self.port.legs
+
+    @property
+    def leg_a(self) -> Leg:
+        """The transaction's first leg."""
+        return self.port.legs[self.port.leg_a]
+
+    def dial(self, leg: Leg, *, endpoint_type: str, uri: str, arn: str | None = None,
+             sip_headers: Mapping[str, str] | None = None) -> None:
+        """Place the outbound call of *leg* (made by :meth:`new_outbound_leg`)."""
+        self.port.emit(c.Dial(leg.call_id, endpoint_type, uri, leg.participant.from_, arn,
+                              tuple((sip_headers or {}).items())))
+
+    def new_outbound_leg(self, *, tag: str, to: str, from_: str) -> Leg:
+        return self.port.new_outbound_leg(tag=tag, to=to, from_=from_)
+
+    def list_leg(self, leg: Leg) -> None:
+        self.port.list_leg(leg)
+
+    def hold_unanswered_timer(self, held: bool) -> None:
+        self.port.hold_unanswered_timer(held)
+
+    def early_media(self, leg: Leg) -> None:
+        """183 with SDP on an unanswered inbound leg (its MediaReady follows)."""
+        self.port.emit(c.EarlyMedia(leg.call_id))
+
+    def link_audio(self, source: Leg, sink: Leg) -> None:
+        """*sink* hears *source* (one direction)."""
+        self.port.emit(c.LinkAudio(source.call_id, sink.call_id))
+
+    def unlink_audio(self, source: Leg, sink: Leg) -> None:
+        self.port.emit(c.UnlinkAudio(source.call_id, sink.call_id))
+
+    @property
+    def directory(self) -> Directory:
+        return self.port.directory
 
     # -- preparations
     def _request(self, prefix: str) -> str:

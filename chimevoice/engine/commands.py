@@ -45,6 +45,44 @@ class Disconnect:
 
 
 @dataclass(frozen=True, slots=True)
+class EarlyMedia:
+    """``183 Session Progress`` with SDP on an unanswered inbound leg: its audio comes up
+    (``MediaReady``) before it is answered (ringback played by CallAndBridge)."""
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Place an outbound call as leg *call_id* (CallAndBridge's LEG-B, or an API call).
+
+    The driver resolves the endpoint: ``PSTN`` (*uri* an E.164 number: the PSTN gateway's
+    origination routes, or a number of this server), ``AWS`` (*arn* names a Voice
+    Connector, *uri* is the Request-URI user part) or ``SMA`` (*arn* names a SIP media
+    application of this server). Results: ``LegRinging``, ``MediaReady``, ``LegAnswered``,
+    or ``LegDisconnected`` with the final status."""
+    call_id: str
+    endpoint_type: str
+    uri: str
+    caller_id: str
+    arn: str | None = None
+    sip_headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAudio:
+    """What leg *source* says is heard by leg *sink* (one direction; a bridge is two).
+    Applied once both legs have media; undone when either leg ends."""
+    source: str
+    sink: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkAudio:
+    source: str
+    sink: str
+
+
+@dataclass(frozen=True, slots=True)
 class PrepareAudio:
     """Resolve (bucket, key) to a playable file; answer with audio_ready/audio_failed."""
     request_id: str
@@ -179,6 +217,7 @@ class Finished:
     reason: str
 
 
-Command = (Invoke | Ring | Answer | Reject | Disconnect | PrepareAudio | PrepareSpeech | Play | StopPlay
+Command = (Invoke | Ring | Answer | Reject | Disconnect | EarlyMedia | Dial | LinkAudio | UnlinkAudio
+           | PrepareAudio | PrepareSpeech | Play | StopPlay
            | StartTimer | CancelTimer | Log | Finished | BotRequest | BotRelease
            | SendDigits | StopDigits | StartRecording | StopRecording | PauseRecording | SetVoiceFocus)

@@ -65,6 +65,29 @@ class LegDisconnected:
     by_remote: bool
     """True when the far end hung up, False when we did."""
 
+    status_code: int = 0
+    """The last SIP status of the dialog (for an outbound leg that was never answered:
+    its final response, e.g. 486, or 408 when it timed out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegRinging:
+    """An outbound leg's far end is alerting (``180 Ringing`` or ``183 Session Progress``)."""
+
+    call_id: str
+    """The leg."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegAnswered:
+    """An outbound leg was answered (``200 OK`` to our INVITE)."""
+
+    call_id: str
+    """The leg."""
+
+    start_ms: int
+    """When its INVITE was sent (Unix ms): the leg's ``StartTimeInMilliseconds``."""
+
 
 @dataclass(frozen=True, slots=True)
 class AudioReady:
@@ -204,5 +227,6 @@ class CommandFailed:
 
 
 Input = (InboundCallRouted | HandlerResponded | HandlerFailed | MediaReady | LegDisconnected
-         | AudioReady | AudioFailed | BotTurn | BotFailed | PlaybackFinished | DigitsSent | Dtmf
+         | LegRinging | LegAnswered | AudioReady | AudioFailed | BotTurn | BotFailed | PlaybackFinished
+         | DigitsSent | Dtmf
          | RecordingStarted | RecordingStopped | TimerFired | CommandFailed)

@@ -22,6 +22,15 @@ class Leg:
     answering: bool = False
     """An ``Answer`` command was sent and media is not up yet."""
 
+    listed: bool = True
+    """The leg is in ``CallDetails.Participants``. An outbound leg that is still being
+    dialled is not (CallAndBridge lists LEG-B once it answers, 02b §1.6.2); a leg that hung
+    up while another stays connected is dropped from later events (README reading 12)."""
+
+    hanging_up: bool = False
+    """The transaction asked for this leg to end (a ``Hangup`` action, or LEG-B cancelled);
+    ``LegDisconnected`` has not come yet. It no longer counts as the other end of a bridge."""
+
     @property
     def call_id(self) -> str:
         return self.participant.call_id

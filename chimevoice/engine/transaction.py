@@ -22,6 +22,7 @@ Rules implemented here (spec 01 §2, README readings 3, 4, 6, 9):
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from . import events as E
 from . import inputs as I
 from .action import Action, ActionContext, Needs
 from .digits import DigitListeners, Listener, Report, stream_digit
+from .directory import Directory
 from .errors import INVALID_ACTION_PARAMETER, MSG_BAD_LEG, MSG_SYSTEM, SYSTEM_EXCEPTION, ActionError
 from .legs import Leg
 from .response import HandlerResponse, ResponseProblem, apply_attributes, parse_response
@@ -70,7 +72,7 @@ class _Pending:
 class Transaction:
     def __init__(self, *, transaction_id: str, leg_a: E.Participant, targets: list[Target],
                  sip_rule_id: str | None, registry: Mapping[str, type[Action]],
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits = Limits(), directory: Directory = Directory()) -> None:
         if not targets:
             raise ValueError("a transaction needs at least one target application")
         self.transaction_id = transaction_id
@@ -78,6 +80,7 @@ class Transaction:
         self.target_index = 0
         self.registry = registry
         self.limits = limits
+        self.directory = directory
         first = targets[0]
         self.info = E.CallDetailsInfo(transaction_id, first.aws_account_id, first.aws_region,
                                       first.app_id, sip_rule_id, [leg_a])
@@ -100,6 +103,7 @@ class Transaction:
         self.gave_up: str | None = None
         self.finished = False
         self._ids = itertools.count(1)
+        self._legs_made = 0
         self.listeners = DigitListeners()     # ReceiveDigits, one per leg (docs/digits.md)
         # Call recording per leg (02a §2.2): call id -> CallRecording; a leg records once.
         self.call_recordings: dict[str, Any] = {}
@@ -183,8 +187,10 @@ class Transaction:
         if leg is None:
             return
         leg.media_ready = True
-        leg.answered = True
-        self.emit(c.CancelTimer("unanswered"))
+        if leg.inbound and leg.answering:
+            leg.answered = True
+            if inp.call_id == self.leg_a:
+                self.emit(c.CancelTimer("unanswered"))
         action = self.current
         if action is not None:
             self._to_action(action, inp)
@@ -197,12 +203,18 @@ class Transaction:
         if leg is None or not leg.connected:
             return
         leg.participant.status = E.DISCONNECTED
+        if not leg.listed:
+            # An outbound leg that never answered (CallAndBridge reports it itself).
+            self.log("info", "outbound_leg_failed", call_id=call_id, sip_status=inp.status_code)
+            if self.current is not None:
+                self._to_action(self.current, inp)
+            return
         code = self.hangup_codes.pop(call_id, 0)
         self.log("info", "leg_disconnected", call_id=call_id, by_remote=inp.by_remote, sip_response_code=code)
         if call_id == self.leg_a:
             self.emit(c.CancelTimer("unanswered"))
         self._digit_effects(self.listeners.drop(call_id))   # no DIGITS_RECEIVED after HANGUP
-        if self.current is not None and not self._any_connected():
+        if self.current is not None and (not self._any_connected() or self.current.owns_leg(call_id)):
             self._abandon_current()
         if not self._any_connected():
             self.pending_actions.clear()
@@ -216,6 +228,22 @@ class Transaction:
         self._send(E.HANGUP, action_data=E.action_data("Hangup", {
             "SipResponseCode": code, "CallId": call_id, "ParticipantTag": leg.participant.tag}),
             invoked_leg=call_id)
+        if self._any_connected():
+            # README reading 12: later events list only the live legs.
+            self._unlist(leg)
+
+    def _on_leg_ringing(self, inp: I.LegRinging) -> None:
+        if self.current is not None:
+            self._to_action(self.current, inp)
+
+    def _on_leg_answered(self, inp: I.LegAnswered) -> None:
+        leg = self._legs.get(inp.call_id)
+        if leg is None or not leg.connected:
+            return
+        leg.answered = True
+        leg.participant.start_ms = inp.start_ms
+        if self.current is not None:
+            self._to_action(self.current, inp)
 
     def _on_preparation(self, inp: I.AudioReady | I.AudioFailed | I.BotTurn | I.BotFailed) -> None:
         """A preparation (audio, speech, a bot step) answered: to the action; when it was
@@ -281,6 +309,8 @@ class Transaction:
         I.HandlerFailed: _on_handler_failed,
         I.MediaReady: _on_media_ready,
         I.LegDisconnected: _on_leg_disconnected,
+        I.LegRinging: _on_leg_ringing,
+        I.LegAnswered: _on_leg_answered,
         I.AudioReady: _on_preparation,
         I.AudioFailed: _on_preparation,
         I.BotTurn: _on_preparation,
@@ -316,6 +346,37 @@ class Transaction:
                            echo: dict[str, Any]) -> None:
         self._digit_effects(self.listeners.arm(leg.call_id, listener, type_name, echo))
 
+    def new_outbound_leg(self, *, tag: str, to: str, from_: str,
+                         sip_headers: dict[str, str] | None = None) -> Leg:
+        """A leg this transaction is about to dial, not listed in Participants until
+        :meth:`list_leg`. Its CallId is a UUID derived from the TransactionId."""
+        self._legs_made += 1
+        call_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"chimevoice:{self.transaction_id}/{self._legs_made}"))
+        leg = Leg(E.Participant(call_id, tag, to, from_, "Outbound", 0, sip_headers=sip_headers),
+                  listed=False)
+        self._legs[call_id] = leg
+        return leg
+
+    def list_leg(self, leg: Leg) -> None:
+        """The leg joins ``CallDetails.Participants`` (after the legs already there)."""
+        if not leg.listed:
+            leg.listed = True
+            self.info.participants.append(leg.participant)
+
+    def _unlist(self, leg: Leg) -> None:
+        if leg.listed:
+            leg.listed = False
+            self.info.participants = [p for p in self.info.participants if p is not leg.participant]
+
+    def hold_unanswered_timer(self, held: bool) -> None:
+        """CallAndBridge governs an unanswered LEG-A with its own timer while it dials;
+        when it fails the unanswered timer runs again."""
+        leg = self._legs[self.leg_a]
+        if held:
+            self.emit(c.CancelTimer("unanswered"))
+        elif leg.connected and not leg.answered:
+            self.emit(c.StartTimer("unanswered", self.limits.unanswered_timeout_s))
+
     def new_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
 
@@ -327,30 +388,44 @@ class Transaction:
         if not is_blank(call_id):
             leg = self._legs.get(str(call_id))
         elif not is_blank(tag):
-            leg = next((lg for lg in self._legs.values() if lg.participant.tag == str(tag).upper()), None)
+            wanted = str(tag).upper()
+            leg = next((lg for lg in self._legs.values()
+                        if lg.participant.tag == wanted and lg.connected and lg.listed), None)
         else:
             leg = self._legs.get(self.invoked_leg) or self._legs.get(self.leg_a)
             if leg is not None and not leg.connected:
                 leg = self._legs.get(self.leg_a)
-        if leg is None or not leg.connected:
+            if leg is None or not leg.connected:
+                # Both gone (LEG-A hung up on a bridged call): the one leg still up.
+                live = [lg for lg in self._legs.values() if lg.connected and lg.listed]
+                leg = live[0] if len(live) == 1 else leg
+        if leg is None or not leg.connected or not leg.listed:
             raise ActionError(INVALID_ACTION_PARAMETER, MSG_BAD_LEG)
         return leg
 
     def answer_leg(self, leg: Leg) -> bool:
-        """Answer *leg* if needed; True when its media is already up."""
-        if leg.media_ready:
+        """Answer *leg* if needed; True when it is answered and its media is up."""
+        if leg.answered and leg.media_ready:
             return True
+        if not leg.inbound:
+            return False                    # the far end answers; LegAnswered follows
         if not leg.answering:
             leg.answering = True
             self.emit(c.Answer(leg.call_id))
+        if leg.media_ready:                 # early media: its audio is already up
+            leg.answered = True
+            if leg.call_id == self.leg_a:
+                self.emit(c.CancelTimer("unanswered"))
+            return True
         return False
 
     def hang_up_leg(self, leg: Leg, code: int) -> None:
         self.hangup_codes[leg.call_id] = code
+        leg.hanging_up = True
         self._reject_or_disconnect(leg, code)
 
     def _reject_or_disconnect(self, leg: Leg, code: int) -> None:
-        if leg.answered or leg.answering:
+        if leg.answered or leg.answering or not leg.inbound:
             self.emit(c.Disconnect(leg.call_id, code))
         else:
             self.hangup_codes.setdefault(leg.call_id, code)
@@ -369,7 +444,8 @@ class Transaction:
         return self._legs[call_id]
 
     def _any_connected(self) -> bool:
-        return any(leg.connected for leg in self._legs.values())
+        """Whether a leg the handler knows of (a listed one) is still up."""
+        return any(leg.connected and leg.listed for leg in self._legs.values())
 
     def _details(self) -> dict[str, Any]:
         return E.call_details(self.info, self.attributes)

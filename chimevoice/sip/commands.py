@@ -7,7 +7,7 @@ command itself.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +129,75 @@ class StopDigits:
 
 
 @dataclass(frozen=True, slots=True)
+class EarlyMedia:
+    """``183 Session Progress`` with SDP on an unanswered inbound leg; ``MediaReady`` follows."""
+
+    leg_id: str
+    """The leg."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Digest credentials to answer a 401/407 challenge to an outbound INVITE."""
+
+    username: str
+    """The user name."""
+
+    password: str = field(repr=False)
+    """The password."""
+
+    realm: str = "*"
+    """The realm they are for (``*``: any)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Place an outbound call as leg *leg_id*. Events: ``OutgoingProgress`` (180/183),
+    ``MediaReady`` (also for early media), ``OutgoingAnswered``, ``CallDisconnected``."""
+
+    leg_id: str
+    """Our handle for the new leg (its Chime CallId)."""
+
+    uri: str
+    """The Request-URI, e.g. ``sip:+15550100@sbc.example.com:5060;transport=tcp``."""
+
+    from_uri: str
+    """The From URI (the caller id as its user part)."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra header fields of the INVITE (the handler's SipHeaders)."""
+
+    credentials: Credentials | None = None
+    """Digest credentials for the far end's challenge."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAudio:
+    """Leg *sink* hears leg *source* (one direction of the conference bridge); applied when
+    both legs have media, undone when either ends."""
+
+    source: str
+    """The leg whose audio is sent."""
+
+    sink: str
+    """The leg that hears it."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkAudio:
+    """Undo a ``LinkAudio``."""
+
+    source: str
+    """The leg whose audio was sent."""
+
+    sink: str
+    """The leg that heard it."""
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """End the pjsua2 thread's loop (the endpoint then hangs up every call)."""
 
 
-SipCommand = Ring | Answer | Reject | Disconnect | Play | StopPlay | Tap | SendDigits | StopDigits | Shutdown
+SipCommand = (Ring | Answer | Reject | Disconnect | Play | StopPlay | Tap | SendDigits | StopDigits | EarlyMedia
+              | Dial | LinkAudio | UnlinkAudio | Shutdown)

@@ -58,6 +58,8 @@ _TAP_PLAYOUT_MS = 2000
 _TAP_READ_S = 0.04
 # SendDigits: a comma waits this long (03b §1.3 S2).
 COMMA_PAUSE_MS = 500
+# Accounts kept for outbound calls (one per caller id); pjsua allows 64 in our build.
+_MAX_DIAL_ACCOUNTS = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,11 @@ class _Core:
         self.deadlines: list[tuple[float, int, tuple[str, str]]] = []   # heap of playback ends
         self.on_audio = on_audio
         self.tapped: dict[str, _Call] = {}                  # legs with a FrameTap
+        # Leg-to-leg audio (source, sink) -> applied (both legs had media); see LinkAudio.
+        self.links: dict[tuple[str, str], bool] = {}
+        self.links_of: dict[str, set[tuple[str, str]]] = {}
+        # Accounts for outbound calls, one per (From URI, credentials); see _dial_account.
+        self.dial_accounts: dict[tuple[str, Any], _Account] = {}
         self.senders: dict[tuple[str, str], _DigitSender] = {}
         self.send_heap: list[tuple[float, int, tuple[str, str]]] = []   # next step of each sender
         self._seq = 0
@@ -230,6 +237,7 @@ class _Core:
         acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
         self.account = _Account(self)
         self.account.create(acfg, True)
+        self.acfg = acfg
 
     def _set_codec_priorities(self) -> None:
         preferred = list(self.settings.codec_priority)
@@ -283,6 +291,9 @@ class _Core:
         self.calls.clear()
         self._garbage.clear()
         try:
+            for acc in self.dial_accounts.values():
+                acc.shutdown()
+            self.dial_accounts.clear()
             self.account.shutdown()
             self.ep.libDestroy()
         except Exception as exc:  # noqa: BLE001
@@ -341,6 +352,17 @@ class _Core:
         if not call:
             return
         call.local_hangup = True
+        if call.outbound and not call.answered:
+            # CANCEL. pjsip waits for a provisional response (or Timer B, 32 s) before it can
+            # send one; the leg is reported gone now and the call finishes in the background.
+            call.abandoned = True
+            self._teardown(call)
+            try:
+                call.hangup(self._op(0))
+            except pj.Error:
+                pass
+            self.post(ev.CallDisconnected(cmd.leg_id, 487, "Request Terminated", by_remote=False))
+            return
         headers: tuple[tuple[str, str], ...] = ()
         if cause:
             headers = (("Reason", f"SIP;cause={cause}"),)
@@ -584,12 +606,98 @@ class _Core:
         if sender is not None:
             self._end_sender(sender, self.calls.get(cmd.leg_id))
 
+    # outbound calls
+    def _cmd_dial(self, cmd: sc.Dial) -> None:
+        acc = self._dial_account(cmd.from_uri, cmd.credentials)
+        call = _Call(acc, pj.PJSUA_INVALID_ID)
+        call.leg_id = cmd.leg_id
+        call.outbound = True
+        call.remote_te = True          # refined from the answer's SDP (tsx_state)
+        self.calls[cmd.leg_id] = call
+        acc.calls += 1
+        try:
+            call.makeCall(cmd.uri, self._op(0, cmd.headers))
+        except pj.Error:
+            self.calls.pop(cmd.leg_id, None)
+            acc.calls -= 1
+            raise
+
+    def _dial_account(self, from_uri: str, creds: sc.Credentials | None) -> _Account:
+        """pjsua2 takes the From of an outbound INVITE from its account: one account per
+        caller id (and credentials), made on first use; idle ones are dropped when the
+        table is full (pjsua allows PJSUA_MAX_ACC accounts)."""
+        key = (from_uri, creds)
+        acc = self.dial_accounts.get(key)
+        if acc is not None:
+            return acc
+        if len(self.dial_accounts) >= _MAX_DIAL_ACCOUNTS:
+            for k, idle in list(self.dial_accounts.items()):
+                if idle.calls <= 0:
+                    del self.dial_accounts[k]
+                    idle.shutdown()
+                    self._garbage.append(idle)
+                    break
+        cfg = pj.AccountConfig()
+        cfg.idUri = from_uri
+        base = self.acfg.mediaConfig.transportConfig
+        cfg.mediaConfig.transportConfig.port = base.port
+        cfg.mediaConfig.transportConfig.portRange = base.portRange
+        cfg.mediaConfig.transportConfig.boundAddress = base.boundAddress
+        cfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_DISABLED
+        cfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+        if creds is not None:
+            cfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", creds.realm, creds.username, 0,
+                                                           creds.password))
+        acc = _Account(self, dialing=True)
+        acc.create(cfg, False)
+        self.dial_accounts[key] = acc
+        return acc
+
+    def _cmd_early_media(self, cmd: sc.EarlyMedia) -> None:
+        call = self.calls.get(cmd.leg_id)
+        if call and not call.answered and not call.outbound:
+            call.answer(self._op(183))
+
+    # leg-to-leg audio
+    def _cmd_link(self, cmd: sc.LinkAudio) -> None:
+        key = (cmd.source, cmd.sink)
+        if key in self.links:
+            return
+        self.links[key] = False
+        for leg in key:
+            self.links_of.setdefault(leg, set()).add(key)
+        self._apply_link(key)
+
+    def _apply_link(self, key: tuple[str, str]) -> None:
+        src, sink = self.calls.get(key[0]), self.calls.get(key[1])
+        if self.links.get(key) is False and src is not None and sink is not None \
+                and src.audio is not None and sink.audio is not None:
+            self.links[key] = True
+            self._connect(src.audio, sink)
+
+    def _cmd_unlink(self, cmd: sc.UnlinkAudio) -> None:
+        self._drop_link((cmd.source, cmd.sink))
+
+    def _drop_link(self, key: tuple[str, str]) -> None:
+        applied = self.links.pop(key, None)
+        for leg in key:
+            keys = self.links_of.get(leg)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.links_of[leg]
+        if applied:
+            src, sink = self.calls.get(key[0]), self.calls.get(key[1])
+            if src is not None and sink is not None and src.audio is not None:
+                self._disconnect(src.audio, sink)
+
     #: The one dispatch point of the pjsua2 boundary: command type -> handler.
     _dispatch: dict[type, Callable[[_Core, Any], None]] = {
         sc.Ring: _cmd_ring, sc.Answer: _cmd_answer, sc.Reject: _cmd_reject,
         sc.Disconnect: _cmd_disconnect, sc.Play: _cmd_play, sc.StopPlay: _cmd_stop_play,
         sc.Tap: _cmd_tap, sc.SendDigits: _cmd_send_digits, sc.StopDigits: _cmd_stop_digits,
-        sc.Shutdown: _cmd_stop,
+        sc.EarlyMedia: _cmd_early_media, sc.Dial: _cmd_dial, sc.LinkAudio: _cmd_link,
+        sc.UnlinkAudio: _cmd_unlink, sc.Shutdown: _cmd_stop,
     }
 
     # callbacks from _Account/_Call
@@ -623,6 +731,8 @@ class _Core:
         self.post(ev.MediaReady(call.leg_id, telephone_event=call.remote_te))
         if call.want_taps != (False, False):
             self._apply_taps(call)
+        for key in list(self.links_of.get(call.leg_id, ())):
+            self._apply_link(key)
         pending, call.pending_plays = call.pending_plays, []
         for play in pending:
             try:
@@ -631,30 +741,54 @@ class _Core:
                 self.post(ev.CommandFailed(call.leg_id, play, exc.info()))
 
     def call_state(self, call: _Call) -> None:
-        # Only the end of the call matters here; isActive() is much cheaper than getInfo().
-        if call.isActive():
+        # Inbound legs: only the end of the call matters here, and isActive() is much cheaper
+        # than getInfo(). Outbound legs also report their progress and their answer.
+        if call.abandoned:                  # cancelled before an answer: already reported
+            if not call.isActive():
+                self._garbage.append(call)
             return
-        info = call.getInfo()
+        if call.outbound:
+            info = call.getInfo()
+            state = info.state
+            if state == self.pj.PJSIP_INV_STATE_EARLY and not call.progress:
+                call.progress = True
+                self.post(ev.OutgoingProgress(call.leg_id, int(info.lastStatusCode)))
+            elif state == self.pj.PJSIP_INV_STATE_CONFIRMED and not call.answered:
+                call.answered = True
+                self.post(ev.OutgoingAnswered(call.leg_id, int(info.lastStatusCode)))
+        elif call.isActive():
+            return
+        else:
+            info = call.getInfo()
         if info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
-            for play_id in list(call.play_ids):
-                pb = self.players.pop((call.leg_id, play_id), None)
-                if pb is not None:
-                    self._release_player(pb, call)
-            call.play_ids.clear()
-            for send_id in list(call.send_ids):
-                sender = self.senders.get((call.leg_id, send_id))
-                if sender is not None:
-                    self._end_sender(sender, call)
-            if call.tap_in is not None or call.tap_out is not None:
-                self._drop_taps(call)
-            call.sources.clear()
-            self.calls.pop(call.leg_id, None)
-            call.audio = None
+            self._teardown(call)
             self._garbage.append(call)
             self.post(ev.CallDisconnected(
                 call.leg_id, int(info.lastStatusCode), info.lastReason,
                 by_remote=not call.local_hangup, connect_duration_s=info.connectDuration.sec
                 + info.connectDuration.msec / 1000.0))
+
+    def _teardown(self, call: _Call) -> None:
+        """The leg is gone: release what plays to it, its taps and its links."""
+        for key in list(self.links_of.get(call.leg_id, ())):
+            self._drop_link(key)
+        if call.outbound:
+            call.account_ref.calls -= 1
+        for play_id in list(call.play_ids):
+            pb = self.players.pop((call.leg_id, play_id), None)
+            if pb is not None:
+                self._release_player(pb, call)
+        call.play_ids.clear()
+        for send_id in list(call.send_ids):
+            sender = self.senders.get((call.leg_id, send_id))
+            if sender is not None:
+                self._end_sender(sender, call)
+        if call.tap_in is not None or call.tap_out is not None:
+            self._drop_taps(call)
+        call.sources.clear()
+        if self.calls.get(call.leg_id) is call:
+            del self.calls[call.leg_id]
+        call.audio = None
 
     def dtmf(self, call: _Call, digit: str, method: int) -> None:
         kind = "sip-info" if method == self.pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
@@ -668,6 +802,14 @@ class _Core:
             return
         ts = e.body.tsxState
         tsx = ts.tsx
+        if call.outbound:
+            # The answer's SDP tells whether the far end takes RFC 4733 events.
+            if (tsx.role == self.pj.PJSIP_ROLE_UAC and tsx.method == "INVITE"
+                    and ts.type == self.pj.PJSIP_EVENT_RX_MSG and 180 <= tsx.statusCode < 300):
+                body = parse_request(ts.src.rdata.wholeMsg)[3]     # a response parses too
+                if "m=audio" in body:
+                    call.remote_te = "telephone-event" in body.lower()
+            return
         if (tsx.role != self.pj.PJSIP_ROLE_UAS or tsx.state != self.pj.PJSIP_TSX_STATE_TRYING
                 or tsx.method != "INFO"):
             return
@@ -698,9 +840,11 @@ def _raise_fd_limit(wanted: int) -> None:
 
 
 class _Account(pj.Account):
-    def __init__(self, core: _Core) -> None:
+    def __init__(self, core: _Core, *, dialing: bool = False) -> None:
         super().__init__()
         self.core = core
+        self.dialing = dialing          # an account for outbound calls only
+        self.calls = 0                  # its outbound calls still up
 
     def onIncomingCall(self, prm) -> None:
         call = _Call(self, prm.callId)
@@ -716,6 +860,10 @@ class _Call(pj.Call):
         super().__init__(acc, call_id)
         self.core = acc.core
         self.leg_id = str(uuid.uuid4())
+        self.account_ref = acc
+        self.outbound = False               # a call we placed (Dial), not one we answer
+        self.progress = False               # outbound: 180/183 seen
+        self.abandoned = False              # outbound: cancelled by us, already reported gone
         self.answered = False
         self.local_hangup = False
         self.audio: Any = None              # the call's pjsua2 AudioMedia once media is up
@@ -735,18 +883,24 @@ class _Call(pj.Call):
             log.exception("call_state_failed", leg_id=self.leg_id)
 
     def onCallMediaState(self, prm) -> None:
+        if self.abandoned:
+            return
         try:
             self.core.media_state(self)
         except Exception:  # noqa: BLE001
             log.exception("media_state_failed", leg_id=self.leg_id)
 
     def onDtmfDigit(self, prm) -> None:
+        if self.abandoned:
+            return
         try:
             self.core.dtmf(self, prm.digit, prm.method)
         except Exception:  # noqa: BLE001
             log.exception("dtmf_failed", leg_id=self.leg_id)
 
     def onCallTsxState(self, prm) -> None:
+        if self.abandoned:
+            return
         try:
             self.core.tsx_state(self, prm)
         except Exception:  # noqa: BLE001

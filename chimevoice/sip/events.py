@@ -37,6 +37,18 @@ class CallDisconnected:
 
 
 @dataclass(frozen=True, slots=True)
+class OutgoingProgress:
+    leg_id: str
+    status_code: int            # 180 or 183
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingAnswered:
+    leg_id: str
+    status_code: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class DtmfReceived:
     leg_id: str
     digit: str
@@ -63,5 +75,5 @@ class CommandFailed:
     message: str
 
 
-SipEvent = (IncomingCall | MediaReady | CallDisconnected | DtmfReceived
-            | PlaybackFinished | DigitsSent | CommandFailed)
+SipEvent = (IncomingCall | MediaReady | CallDisconnected | DtmfReceived | OutgoingProgress
+            | OutgoingAnswered | PlaybackFinished | DigitsSent | CommandFailed)

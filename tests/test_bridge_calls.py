@@ -1,0 +1,218 @@
+"""CallAndBridge over real SIP: a phone calls in, the handler bridges it to a second
+phone acting as the carrier (the PSTN gateway's origination route), real RTP both ways."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from chimevoice.media.analysis import dominant_frequency
+from chimevoice.media.audio import read_pcm
+from tests.support.harness import (
+    PHONE,
+    ROOT,
+    free_port,
+    handler_app,
+    module_daemon,
+    number_rules,
+    read_events,
+    write_tone,
+)
+
+pytestmark = pytest.mark.sip
+
+APP = "dddddddd-0000-4000-8000-000000000001"
+NUMBERS = ["+15550100100", "+15550100101", "+15550100102", "+15550100103", "+15550100104", "+15550100105",
+           "+15550100106"]
+CARRIER = "+15550199001"
+
+
+class Carrier:
+    """A pjsua2 phone in answering mode (tests/support/phone.py --listen) on its own port."""
+
+    def __init__(self, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(PHONE), "--listen", f"127.0.0.1:{self.port}", *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = ""
+        while self.proc.stdout is not None and '"listening"' not in line:   # pjlib prints first
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(self.proc.stderr.read() if self.proc.stderr else "carrier exited")
+
+    def result(self, timeout: float = 30) -> dict:
+        out, err = self.proc.communicate(timeout=timeout)
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        assert lines, f"carrier printed no result:\n{out[-2000:]}\n{err[-2000:]}"
+        return json.loads(lines[-1])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = module_daemon(tmp_path_factory, "bridge")
+    carrier_port, dead_port, second_port = free_port(), free_port(), free_port()
+    apps = [handler_app(APP, "bridger", "bridger:handler",
+                        {"EVENTS_DIR": str(d.events), "CARRIER_VC": "vc-carrier2", "SELF_SMA": APP})]
+    cfg = d.write_config(apps, rules=number_rules(NUMBERS, APP, "eeeeeeee-0000-4000-8000", "bridge"),
+                         numbers=NUMBERS)
+    data = yaml.safe_load(cfg.read_text())
+    data["voice_connectors"] += [
+        {"id": "vc-carrier", "name": "carrier", "host_name": "carrier.chimevoice.local",
+         "allow_list": ["127.0.0.1/32"],
+         "origination": {"routes": [{"host": "127.0.0.1", "port": carrier_port, "protocol": "udp"}]}},
+        {"id": "vc-carrier2", "name": "carrier with a dead first host", "host_name": "carrier2.chimevoice.local",
+         "allow_list": ["127.0.0.1/32"],
+         "origination": {"routes": [
+             {"host": "127.0.0.1", "port": dead_port, "protocol": "udp", "priority": 1},
+             {"host": "127.0.0.1", "port": second_port, "protocol": "udp", "priority": 2}]}},
+    ]
+    data["pstn"] = {"voice_connector": "vc-carrier"}
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_tone(d.prompts / "tone400.wav", 400, 1.0)
+    d.carrier_port, d.second_port = carrier_port, second_port
+    d.start()
+    yield d
+    d.stop()
+
+
+def events(d, number: str) -> list[dict]:
+    return [e for e in read_events(d.events / "bridger.jsonl")
+            if any(p["ParticipantTag"] == "LEG-A" and p["To"] == number
+                   for p in e["CallDetails"]["Participants"])
+            or e["CallDetails"]["Participants"][0]["To"] == number]
+
+
+def wait_for(d, number: str, count: int, timeout: float = 15) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        evs = events(d, number)
+        if len(evs) >= count:
+            return evs
+        time.sleep(0.1)
+    raise AssertionError([e["InvocationEventType"] for e in events(d, number)])
+
+
+def test_bridge_carries_audio_both_ways_and_b_hangup_reaches_the_handler(setup, tmp_path):
+    d = setup
+    tone_a, tone_b = write_tone(tmp_path / "a.wav", 1000, 1.0), write_tone(tmp_path / "b.wav", 400, 1.0)
+    heard_by_b, heard_by_a = tmp_path / "heard-b.wav", tmp_path / "heard-a.wav"
+    carrier = Carrier("--ring", "--answer-after", "0.5", "--hangup-after", "3", "--play", str(tone_b),
+                      "--record", str(heard_by_b), "--max-seconds", "20", port=d.carrier_port)
+    try:
+        res = d.call(user=NUMBERS[0], play=tone_a, record=heard_by_a, max_seconds=15)
+        far = carrier.result()
+    finally:
+        carrier.stop()
+    assert res["answered"] and res["hangup_by"] == "remote", res       # the server hung LEG-A up
+    call = far["calls"][0] if "calls" in far else far
+    assert call["answered"], far
+    assert call["request_user"] == CARRIER and call["from_user"] == "+15105550101", call
+    # Audio: each side hears the other's tone.
+    pcm_a, rate_a = read_pcm(heard_by_a)
+    pcm_b, rate_b = read_pcm(heard_by_b)
+    assert abs(dominant_frequency(pcm_a[int(rate_a * 0.5):], rate_a) - 400) < 25
+    assert abs(dominant_frequency(pcm_b[int(rate_b * 0.5):], rate_b) - 1000) < 25
+    evs = wait_for(d, NUMBERS[0], 4)
+    kinds = [e["InvocationEventType"] for e in evs]
+    assert kinds == ["NEW_INBOUND_CALL", "ACTION_SUCCESSFUL", "HANGUP", "HANGUP"], kinds
+    ok = evs[1]
+    assert ok["ActionData"]["Type"] == "CallAndBridge"
+    parts = ok["CallDetails"]["Participants"]
+    assert [(p["ParticipantTag"], p["Status"], p["Direction"]) for p in parts] == [
+        ("LEG-A", "Connected", "Inbound"), ("LEG-B", "Connected", "Outbound")]
+    assert parts[1]["To"] == CARRIER and parts[1]["From"] == "+15105550101"
+    assert ok["ActionData"]["Parameters"]["CallId"] == parts[0]["CallId"]
+    hb = evs[2]["ActionData"]["Parameters"]
+    assert (hb["ParticipantTag"], hb["CallId"]) == ("LEG-B", parts[1]["CallId"])
+    assert evs[3]["ActionData"]["Parameters"]["ParticipantTag"] == "LEG-A"
+    # One CDR per leg, each with its own direction.
+    d.wait_log("transaction_finished", TransactionId=ok["CallDetails"]["TransactionId"])
+    time.sleep(0.3)
+    cdrs = [c for c in d.cdrs() if c["TransactionId"] == ok["CallDetails"]["TransactionId"]]
+    assert sorted(c["Direction"] for c in cdrs) == ["Inbound", "Outbound"], cdrs
+
+
+def test_no_answer_within_call_timeout_fails_with_call_not_answered(setup):
+    d = setup
+    carrier = Carrier("--ring", "--no-answer", "--max-seconds", "15", port=d.carrier_port)
+    try:
+        res = d.call(user=NUMBERS[1], max_seconds=15)
+        far = carrier.result()
+    finally:
+        carrier.stop()
+    assert not res["answered"] and res["final_status"] == 480, res
+    call = far["calls"][0] if "calls" in far else far
+    assert call.get("cancelled") is True, far
+    evs = wait_for(d, NUMBERS[1], 3)
+    kinds = [e["InvocationEventType"] for e in evs]
+    assert kinds == ["NEW_INBOUND_CALL", "ACTION_FAILED", "HANGUP"], kinds
+    failed = evs[1]["ActionData"]
+    assert (failed["ErrorType"], failed["ErrorMessage"]) == ("CallNotAnswered", "Call not answered")
+    assert [p["ParticipantTag"] for p in evs[1]["CallDetails"]["Participants"]] == ["LEG-A"]
+
+
+def test_first_origination_host_down_the_second_answers(setup, tmp_path):
+    d = setup
+    carrier = Carrier("--answer-after", "0.2", "--hangup-after", "1", "--max-seconds", "25", port=d.second_port)
+    try:
+        res = d.call(user=NUMBERS[2], max_seconds=20)
+        far = carrier.result()
+    finally:
+        carrier.stop()
+    assert res["answered"], res
+    call = far["calls"][0] if "calls" in far else far
+    assert call["answered"] and call["request_user"] == "5550", call
+    d.wait_log("outbound_failover")
+    evs = wait_for(d, NUMBERS[2], 2)
+    assert evs[1]["InvocationEventType"] == "ACTION_SUCCESSFUL", [e["InvocationEventType"] for e in evs]
+
+
+def test_sip_headers_and_ringback_reach_the_carrier_and_the_caller(setup, tmp_path):
+    d = setup
+    heard_by_a = tmp_path / "heard-a.wav"
+    carrier = Carrier("--ring", "--answer-after", "2.5", "--hangup-after", "0.5", "--max-seconds", "20",
+                      port=d.carrier_port)
+    try:
+        res = d.call(user=NUMBERS[3], record=heard_by_a, max_seconds=15)
+        far = carrier.result()
+    finally:
+        carrier.stop()
+    call = far["calls"][0] if "calls" in far else far
+    headers = {k.lower(): v for k, v in call["headers"].items()}
+    assert headers.get("x-ticket") == "T-42" and headers.get("user-to-user") == "00ff;encoding=hex", call
+    assert 183 in res["statuses"], res                  # early media for the ringback
+    pcm, rate = read_pcm(heard_by_a)
+    ringing = pcm[int(rate * 0.5):int(rate * 2.0)]       # before the carrier answered
+    assert len(ringing) and abs(dominant_frequency(ringing, rate) - 400) < 25
+
+
+@pytest.mark.parametrize("number", [NUMBERS[4], NUMBERS[6]], ids=["own-number", "own-sma"])
+def test_bridge_to_this_server_hairpins_into_the_target(setup, tmp_path, number):
+    """README reading 14 (a number of ours) and a SIP media application of ours (AWS endpoint
+    with an SMA ARN): the target gets NEW_INBOUND_CALL from the caller id; the caller hears it."""
+    d = setup
+    heard = tmp_path / "heard.wav"
+    before = len(events(d, NUMBERS[5]))
+    res = d.call(user=number, record=heard, max_seconds=15)
+    assert res["answered"], res
+    evs = wait_for(d, number, 2)
+    assert evs[1]["InvocationEventType"] == "ACTION_SUCCESSFUL", [e["InvocationEventType"] for e in evs]
+    target = events(d, NUMBERS[5])[before:]
+    assert target and target[0]["InvocationEventType"] == "NEW_INBOUND_CALL"
+    leg = target[0]["CallDetails"]["Participants"][0]
+    assert leg["From"] == "+15105550101" and leg["To"] == NUMBERS[5], leg
+    assert not any(k.lower() == "x-chimevoice-hairpin" for k in (leg.get("SipHeaders") or {}))
+    if number == NUMBERS[6]:
+        assert "SipRuleId" not in target[0]["CallDetails"]
+    pcm, rate = read_pcm(heard)
+    assert abs(dominant_frequency(pcm[int(rate * 1.0):int(rate * 3.0)], rate) - 400) < 25
