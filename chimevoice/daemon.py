@@ -9,7 +9,9 @@ import structlog
 
 from lambda_bridge import HandlerConfig, create_invoker
 
+from .api.control import CallControl
 from .calls import CallManager
+from .calls.control import ManagerCallControl
 from .cdr import CdrWriter
 from .config import Config, SipMediaApplication
 from .media.audio import AudioCache
@@ -102,7 +104,7 @@ class Daemon:
         for transport, address, port in endpoint.bound:
             log.info("sip_listening", transport=transport, address=address, port=port)
         runner = await self._start_http(manager) if self.http else None
-        api = await self._start_api(manager) if cfg.api.listen else None
+        api = await self._start_api(ManagerCallControl(manager)) if cfg.api.listen else None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         log.info("chimevoice_ready", applications=len(invokers), rules=len(cfg.sip_rules),
@@ -121,12 +123,9 @@ class Daemon:
         log.info("stopped", calls_total=self.metrics.counter("calls_total"))
         return 0
 
-    async def _start_api(self, manager: CallManager):
+    async def _start_api(self, control: CallControl):
         """The call-control API (docs/api.md) on ``api.listen``."""
-        from .api import ApiServer, CallControl, UnavailableCallControl
-
-        # until the call manager implements CallControl, calls are answered 503
-        control: CallControl = manager if hasattr(manager, "create_call") else UnavailableCallControl()  # type: ignore[assignment]
+        from .api import ApiServer  # aiohttp and botocore are loaded only when the API is on
         server = ApiServer(self.cfg, control, metrics=self.metrics)
         await server.start()
         return server

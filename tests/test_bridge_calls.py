@@ -139,7 +139,8 @@ def test_bridge_carries_audio_both_ways_and_b_hangup_reaches_the_handler(setup, 
     d.wait_log("transaction_finished", TransactionId=ok["CallDetails"]["TransactionId"])
     time.sleep(0.3)
     cdrs = [c for c in d.cdrs() if c["TransactionId"] == ok["CallDetails"]["TransactionId"]]
-    assert sorted(c["Direction"] for c in cdrs) == ["Inbound", "Outbound"], cdrs
+    assert sorted((c["Direction"], c["CallLegTriggerType"]) for c in cdrs) == [
+        ("Inbound", "ToPhoneNumber"), ("Outbound", "CallAndBridge")], cdrs
 
 
 def test_no_answer_within_call_timeout_fails_with_call_not_answered(setup):

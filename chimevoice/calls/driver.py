@@ -283,8 +283,10 @@ class CallDriver:
             return
         out.start_ms = now_ms()
         self.outbound[cmd.call_id] = out
+        trigger = "CreateSipMediaApplicationCall" if cmd.call_id == self.tx.leg_a else "CallAndBridge"
         self.add_leg(LegRecord(cmd.call_id, "Outbound", cmd.caller_id, cmd.uri, out.start_ms,
-                               transport=out.attempts[0].route.protocol if out.attempts[0].route else "udp"))
+                               transport=out.attempts[0].route.protocol if out.attempts[0].route else "udp",
+                               trigger_type=trigger))
         self._attempt(out)
 
     def _attempt(self, out: Outbound) -> None:
@@ -433,7 +435,7 @@ class CallDriver:
                 source_phone_number=rec.source_number, destination_phone_number=rec.destination_number,
                 direction=rec.direction, region=tx.info.aws_region, sip_rule_id=self.sip_rule_id,
                 sip_application_id=tx.info.sip_media_application_id,
-                call_leg_trigger_type=self.trigger_type, start_time=rec.start_ms / 1000,
+                call_leg_trigger_type=rec.trigger_type or self.trigger_type, start_time=rec.start_ms / 1000,
                 answer_time=None if rec.answer_ms is None else rec.answer_ms / 1000,
                 end_time=end_ms / 1000, sip_response_code=rec.status_code,
                 sip_call_id=rec.sip_call_id, transport=rec.transport,

@@ -43,3 +43,8 @@ class LegRecord:
 
     hangup_source: str = "system"
     """Who ended it: ``caller``, ``application`` or ``system``."""
+
+    trigger_type: str = ""
+    """``CallLegTriggerType`` of its CDR (docs/cdr.md): the SIP rule's trigger type for an
+    inbound leg, ``CallAndBridge`` or ``CreateSipMediaApplicationCall`` for outbound ones
+    (empty: the call's own)."""

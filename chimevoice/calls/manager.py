@@ -19,7 +19,7 @@ from lambda_bridge import Invoker
 
 from ..actions import REGISTRY
 from ..cdr import CdrWriter
-from ..config import Config
+from ..config import Config, SipMediaApplication
 from ..engine import inputs as I
 from ..engine.directory import Directory
 from ..engine.events import Participant
@@ -164,6 +164,30 @@ class CallManager:
             if found is not None:
                 return found
         return None
+
+    # -- outbound calls (the call-control API) -------------------------------------
+    def start_outbound(self, app: SipMediaApplication, from_number: str, to_number: str,
+                       sip_headers: dict[str, str]) -> CallDriver:
+        """A new transaction whose LEG-A is an outbound call from *from_number* to
+        *to_number*; the caller feeds it ``OutboundCallRequested``."""
+        tx_id = str(uuid.uuid4())
+        leg_id = str(uuid.uuid4())
+        participant = Participant(leg_id, "LEG-A", to_number, from_number, "Outbound", now_ms())
+        tx = Transaction(transaction_id=tx_id, leg_a=participant,
+                         targets=[Target(app.id, app.aws_account_id, app.aws_region)],
+                         sip_rule_id=None, registry=REGISTRY, limits=self.limits, directory=self.directory)
+        connector = next((vc for vc in self.cfg.voice_connectors if from_number in vc.phone_numbers), None)
+        bound = log.bind(TransactionId=tx_id, CallId=leg_id)
+        driver = CallDriver(tx, self.services, bound,
+                            voice_connector_id=connector.id if connector else "",
+                            sip_rule_id="", trigger_type="")
+        self.calls.add(tx_id, driver)
+        self.idle.clear()
+        self.metrics.inc("calls_total")
+        self.metrics.gauge("calls_active", len(self.calls))
+        bound.info("outbound_call_requested", to=to_number, caller=from_number,
+                   sip_media_application=app.id, sip_headers=sorted(sip_headers))
+        return driver
 
     # -- the end of calls ---------------------------------------------------------
     def _call_ended(self, driver: CallDriver) -> None:

@@ -13,6 +13,7 @@ Time enters only as :class:`TimerFired` (the engine asks for timers with
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,28 @@ class InboundCallRouted:
     """An inbound call was admitted and routed: the transaction rings LEG-A and asks
     the first target application's handler (``NEW_INBOUND_CALL``). The leg itself is
     given to the Transaction's constructor."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCallRequested:
+    """``CreateSipMediaApplicationCall``: the transaction's LEG-A is an outbound leg (given to
+    the constructor, ``Direction`` ``Outbound``); dial it and tell the handler
+    (``NEW_OUTBOUND_CALL``, then ``RINGING``, then ``CALL_ANSWERED`` or ``HANGUP``)."""
+
+    arguments: Mapping[str, str]
+    """The request's ``ArgumentsMap``, shown to the handler (README reading 11)."""
+
+    sip_headers: tuple[tuple[str, str], ...] = ()
+    """The request's ``SipHeaders``, sent on the INVITE."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRequested:
+    """``UpdateSipMediaApplicationCall``: ``CALL_UPDATE_REQUESTED`` to the handler; the actions
+    it returns interrupt PlayAudio, RecordAudio or Pause and replace the rest of the list."""
+
+    arguments: Mapping[str, str]
+    """The request's ``Arguments``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +249,8 @@ class CommandFailed:
     """What went wrong (logged with the call)."""
 
 
-Input = (InboundCallRouted | HandlerResponded | HandlerFailed | MediaReady | LegDisconnected
+Input = (InboundCallRouted | OutboundCallRequested | UpdateRequested | HandlerResponded | HandlerFailed
+         | MediaReady | LegDisconnected
          | LegRinging | LegAnswered | AudioReady | AudioFailed | BotTurn | BotFailed | PlaybackFinished
          | DigitsSent | Dtmf
          | RecordingStarted | RecordingStopped | TimerFired | CommandFailed)

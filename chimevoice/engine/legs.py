@@ -22,6 +22,9 @@ class Leg:
     answering: bool = False
     """An ``Answer`` command was sent and media is not up yet."""
 
+    rang: bool = False
+    """An outbound leg's far end sent 180/183."""
+
     listed: bool = True
     """The leg is in ``CallDetails.Participants``. An outbound leg that is still being
     dialled is not (CallAndBridge lists LEG-B once it answers, 02b §1.6.2); a leg that hung

@@ -136,6 +136,24 @@ class Transaction:
         self.emit(c.StartTimer("unanswered", self.limits.unanswered_timeout_s))
         self._send(E.NEW_INBOUND_CALL)
 
+    def _on_outbound_call(self, inp: I.OutboundCallRequested) -> None:
+        """CreateSipMediaApplicationCall: dial LEG-A and tell the handler (01 §4.2)."""
+        leg = self._legs[self.leg_a]
+        self.handler_reached = True          # no failover: the application asked for the call
+        self.emit(c.Dial(leg.call_id, "PSTN", leg.participant.to, leg.participant.from_,
+                         sip_headers=inp.sip_headers))
+        self.emit(c.StartTimer("unanswered", self.limits.unanswered_timeout_s))
+        self._send(E.NEW_OUTBOUND_CALL, action_data={       # README reading 11
+            "Type": "CallCreateRequest", "Parameters": {"Arguments": dict(inp.arguments)}})
+
+    def _on_update_requested(self, inp: I.UpdateRequested) -> None:
+        """UpdateSipMediaApplicationCall (01 §6.11): the reply's actions interrupt an
+        interruptible action and replace the rest (see _take_actions)."""
+        if not self._any_connected():
+            return
+        self._send(E.CALL_UPDATE_REQUESTED, action_data={
+            "Type": "CallUpdateRequest", "Parameters": {"Arguments": dict(inp.arguments)}})
+
     def _on_handler_responded(self, inp: I.HandlerResponded) -> None:
         pending = self._complete_invocation()
         if pending is None:
@@ -233,7 +251,13 @@ class Transaction:
             self._unlist(leg)
 
     def _on_leg_ringing(self, inp: I.LegRinging) -> None:
-        if self.current is not None:
+        leg = self._legs.get(inp.call_id)
+        if leg is None or not leg.connected:
+            return
+        if inp.call_id == self.leg_a and not leg.inbound and not leg.answered and not leg.rang:
+            leg.rang = True
+            self._send(E.RINGING)                 # an API-originated call (01 §6.3)
+        elif self.current is not None:
             self._to_action(self.current, inp)
 
     def _on_leg_answered(self, inp: I.LegAnswered) -> None:
@@ -242,7 +266,10 @@ class Transaction:
             return
         leg.answered = True
         leg.participant.start_ms = inp.start_ms
-        if self.current is not None:
+        if inp.call_id == self.leg_a and not leg.inbound:
+            self.emit(c.CancelTimer("unanswered"))
+            self._send(E.CALL_ANSWERED)           # an API-originated call (01 §6.4)
+        elif self.current is not None:
             self._to_action(self.current, inp)
 
     def _on_preparation(self, inp: I.AudioReady | I.AudioFailed | I.BotTurn | I.BotFailed) -> None:
@@ -305,6 +332,8 @@ class Transaction:
 
     _handlers: dict[type, Callable[[Transaction, Any], None]] = {
         I.InboundCallRouted: _on_inbound_call,
+        I.OutboundCallRequested: _on_outbound_call,
+        I.UpdateRequested: _on_update_requested,
         I.HandlerResponded: _on_handler_responded,
         I.HandlerFailed: _on_handler_failed,
         I.MediaReady: _on_media_ready,
@@ -548,6 +577,15 @@ class Transaction:
             if not resumed:
                 self.pending_actions.clear()
             return
+        current = self.current
+        if (pending.event_type == E.CALL_UPDATE_REQUESTED and current is not None
+                and current.interruptible):
+            # 01 §6.7: the running PlayAudio / RecordAudio / Pause stops, the handler is told
+            # (its reply is ignored), then the new actions run.
+            self._abandon_current()
+            self.log("info", "action_interrupted", action=current.type_name)
+            self._send(E.ACTION_INTERRUPTED, action_data=E.action_data(
+                current.type_name, current.echo_parameters()))
         self.pending_actions = deque(actions)       # the running action (if any) completes first
 
     def _advance(self) -> None:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import socket
-from types import SimpleNamespace
 
 import pytest
 
+from chimevoice.api import UnavailableCallControl
 from chimevoice.daemon import Daemon
 
 from .conftest import CONFIG, OUR_NUMBER, SMA, FakeCallControl, Running, call, make_config
@@ -21,7 +21,7 @@ def free_port() -> int:
 async def test_daemon_serves_the_api_with_the_managers_call_control(implements):
     config = make_config(CONFIG.replace("listen: 127.0.0.1:8090", f"listen: 127.0.0.1:{free_port()}"))
     daemon = Daemon(config)
-    manager = FakeCallControl() if implements else SimpleNamespace()
+    manager = FakeCallControl() if implements else UnavailableCallControl()
     server = await daemon._start_api(manager)
     try:
         client = Running(server).client()

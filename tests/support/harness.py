@@ -305,13 +305,13 @@ class ListeningPhone:
     """
 
     def __init__(self, args: list[str] | tuple[str, ...] = (), *, transport: str = "udp", address: str = "127.0.0.1",
-                 timeout: float = 15.0):
+                 timeout: float = 15.0, port: int = 0):
         import threading
         self.transport = transport
         self.address = address
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, str(PHONE), "--listen", f"{address}:0", "--transport", transport, *args],
+            [sys.executable, str(PHONE), "--listen", f"{address}:{port}", "--transport", transport, *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
