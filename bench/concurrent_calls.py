@@ -138,14 +138,14 @@ def steady_window(args) -> tuple[float, float]:
     return (start, end) if end - start >= 2 else (0, 0)
 
 
-def run_sipp(port: int, calls: int, rate: int, hold_s: float, workdir: Path) -> dict:
+def run_sipp(port: int, calls: int, rate: int, hold_s: float, workdir: Path, extra: list[str] | None = None) -> dict:
     """Built-in uac scenario: INVITE, 200, ACK, hold, BYE. Returns sipp's counts and latencies."""
     for f in workdir.glob("uac_*"):
         f.unlink()
     cmd = ["sipp", f"127.0.0.1:{port}", "-sn", "uac", "-s", "+15550100000", "-i", "127.0.0.1", "-p", "0",
            "-m", str(calls), "-l", str(calls), "-r", str(rate), "-d", str(int(hold_s * 1000)),
            "-nostdin", "-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
-           "-timeout", f"{int(hold_s + calls / rate + 60)}s", "-max_socket", "4096"]
+           "-timeout", f"{int(hold_s + calls / rate + 60)}s", "-max_socket", "4096", *(extra or [])]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     wall = time.monotonic() - t0
@@ -168,14 +168,15 @@ def run_sipp(port: int, calls: int, rate: int, hold_s: float, workdir: Path) -> 
             "setup_ms_p50": pct(0.50), "setup_ms_p99": pct(0.99), "samples": len(rtts)}
 
 
-def measured_run(pid: int, metrics_url: str | None, args, port: int, work: Path) -> dict:
+def measured_run(pid: int, metrics_url: str | None, args, port: int, work: Path,
+                 extra: list[str] | None = None) -> dict:
     """The sipp run against *pid*, with its CPU, RSS and steady-state CPU measured from /proc."""
     sampler = Sampler(pid, metrics_url, steady_window(args))
     cpu0, _ = cpu_and_rss(pid)
     threads0 = thread_cpu(pid)
     t0 = time.monotonic()
     sampler.start()
-    res = run_sipp(port, args.calls, args.rate, args.hold, work)
+    res = run_sipp(port, args.calls, args.rate, args.hold, work, extra)
     wall = time.monotonic() - t0
     cpu1, _ = cpu_and_rss(pid)
     threads1 = thread_cpu(pid)
@@ -267,7 +268,7 @@ def patched_raw_uas(work: Path) -> Path:
     return out
 
 
-def run_raw_uas(args, work: Path) -> dict:
+def run_raw_uas(args, work: Path, extra: list[str] | None = None) -> dict:
     port = free_port()
     duration = args.calls / args.rate + args.hold + 12
     script = patched_raw_uas(work)
@@ -275,8 +276,8 @@ def run_raw_uas(args, work: Path) -> dict:
                            stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
-        run_sipp(port, 2, 2, 1, work)
-        res = measured_run(raw.pid, None, args, port, work)
+        run_sipp(port, 2, 2, 1, work, extra)
+        res = measured_run(raw.pid, None, args, port, work, extra)
         out = raw.communicate(timeout=duration + 30)[0]
     finally:
         if raw.poll() is None:

@@ -12,6 +12,7 @@ from lambda_bridge import HandlerConfig, create_invoker
 from .api.control import CallControl
 from .calls import CallManager
 from .calls.control import ManagerCallControl
+from .calls.probing import OptionsProber
 from .cdr import CdrWriter
 from .config import Config, SipMediaApplication
 from .media.audio import AudioCache
@@ -101,6 +102,9 @@ class Daemon:
                 await inv.close()
             media.stop()
             return 1
+        prober = OptionsProber(manager.dialer.health, metrics=self.metrics,
+                               bind=cfg.sip.listeners[0].address if cfg.sip.listeners else "0.0.0.0")
+        await prober.start()                          # OPTIONS to origination routes (docs/trunks.md)
         for transport, address, port in endpoint.bound:
             log.info("sip_listening", transport=transport, address=address, port=port)
         runner = await self._start_http(manager) if self.http else None
@@ -113,6 +117,7 @@ class Daemon:
         if api is not None:
             await api.stop()                          # no new API calls while draining
         log.info("shutting_down", active_calls=manager.active_calls, drain_timeout_s=self.drain_timeout_s)
+        await prober.stop()
         await manager.drain(self.drain_timeout_s)
         if runner is not None:
             await runner.cleanup()

@@ -15,6 +15,7 @@ from chimevoice.media.audio import read_pcm
 from tests.support.harness import (
     PHONE,
     ROOT,
+    ListeningPhone,
     free_port,
     handler_app,
     module_daemon,
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.sip
 
 APP = "dddddddd-0000-4000-8000-000000000001"
 NUMBERS = ["+15550100100", "+15550100101", "+15550100102", "+15550100103", "+15550100104", "+15550100105",
-           "+15550100106"]
+           "+15550100106", "+15550100107"]
 CARRIER = "+15550199001"
 
 
@@ -61,6 +62,7 @@ class Carrier:
 def setup(tmp_path_factory):
     d = module_daemon(tmp_path_factory, "bridge")
     carrier_port, dead_port, second_port = free_port(), free_port(), free_port()
+    dead3_port, live3_port = free_port(), free_port()
     apps = [handler_app(APP, "bridger", "bridger:handler",
                         {"EVENTS_DIR": str(d.events), "CARRIER_VC": "vc-carrier2", "SELF_SMA": APP})]
     cfg = d.write_config(apps, rules=number_rules(NUMBERS, APP, "eeeeeeee-0000-4000-8000", "bridge"),
@@ -75,11 +77,17 @@ def setup(tmp_path_factory):
          "origination": {"routes": [
              {"host": "127.0.0.1", "port": dead_port, "protocol": "udp", "priority": 1},
              {"host": "127.0.0.1", "port": second_port, "protocol": "udp", "priority": 2}]}},
+        {"id": "vc-carrier3", "name": "carrier probed with OPTIONS", "host_name": "carrier3.chimevoice.local",
+         "allow_list": ["127.0.0.1/32"],
+         "origination": {"options_interval_s": 1, "routes": [
+             {"host": "127.0.0.1", "port": dead3_port, "protocol": "udp", "priority": 1},
+             {"host": "127.0.0.1", "port": live3_port, "protocol": "udp", "priority": 2}]}},
     ]
     data["pstn"] = {"voice_connector": "vc-carrier"}
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     write_tone(d.prompts / "tone400.wav", 400, 1.0)
     d.carrier_port, d.second_port = carrier_port, second_port
+    d.dead3, d.live3 = dead3_port, live3_port
     d.start()
     yield d
     d.stop()
@@ -217,3 +225,24 @@ def test_bridge_to_this_server_hairpins_into_the_target(setup, tmp_path, number)
         assert "SipRuleId" not in target[0]["CallDetails"]
     pcm, rate = read_pcm(heard)
     assert abs(dominant_frequency(pcm[int(rate * 1.0):int(rate * 3.0)], rate) - 400) < 25
+
+
+def test_options_probing_skips_a_dead_host_without_waiting(setup):
+    """vc-carrier3 is probed every second: its dead first host is marked down, so the call
+    goes straight to the second host (no attempt timeout, no failover)."""
+    d = setup
+    with ListeningPhone(["--answer-after", "0.2", "--hangup-after", "0.5", "--max-seconds", "20"],
+                        port=d.live3) as phone:
+        d.wait_log("origination_route_down", route=f"udp:127.0.0.1:{d.dead3}", timeout=15)
+        d.wait_log("origination_route_up", route=f"udp:127.0.0.1:{d.live3}", timeout=15)
+        t0 = time.monotonic()
+        res = d.call(user=NUMBERS[7], max_seconds=15)
+        setup_s = time.monotonic() - t0
+        far = phone.result()
+    assert res["answered"] and far["answered"] and far["request_user"] == "5551", (res, far)
+    evs = wait_for(d, NUMBERS[7], 2)
+    tx = evs[0]["CallDetails"]["TransactionId"]
+    attempts = [e for e in d.logs() if e.get("event") == "outbound_attempt" and e.get("TransactionId") == tx]
+    assert [a["uri"] for a in attempts] == [f"sip:5551@127.0.0.1:{d.live3};transport=udp"], attempts
+    assert not [e for e in d.logs() if e.get("event") == "outbound_failover" and e.get("TransactionId") == tx]
+    assert setup_s < 4, setup_s                      # the 4 s attempt timeout was never waited for

@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 
 from ..config import Config
+from ..engine.sipheaders import MAX_VALUE_CHARS, RESERVED_PREFIXES, invalid_headers_message, invalid_sip_headers
 from ..metrics import Metrics
 from .control import CallControl, CreateCallRequest, UpdateCallRequest
 from .errors import ApiError, BadRequestException, NotFoundException, ServiceFailureException, UnknownOperationException
@@ -45,7 +46,13 @@ def _e164(number: str) -> str:
 
 
 def _check_sip_headers(headers: Mapping[str, str]) -> None:
-    """Chime accepts custom ``X-`` headers, ``User-to-User`` and ``Diversion`` on outbound legs."""
+    """Chime accepts custom ``X-`` headers, ``User-to-User`` and ``Diversion`` on outbound legs,
+    not its reserved ones (``X-AMZN``...), values up to 2048 characters (spec 04 §2.3; the same
+    rules as CallAndBridge's SipHeaders: chimevoice.engine.sipheaders)."""
+    bad = [n for n in invalid_sip_headers(headers) if n.lower().startswith(RESERVED_PREFIXES)
+           or len(headers[n]) > MAX_VALUE_CHARS]
+    if bad:
+        raise BadRequestException(invalid_headers_message(bad))
     for name, value in headers.items():
         if not _HEADER_NAME.fullmatch(name):
             raise BadRequestException(f"SipHeaders: {name[:64]!r} is not a valid header name.")

@@ -84,6 +84,11 @@ class CallDriver:
         self.outbound: dict[str, Outbound] = {}      # outbound legs being dialled or up
         self.attempt_timers: dict[str, asyncio.TimerHandle] = {}
         self.finished = False
+        #: For the live view (/status): when the call began (monotonic), the last handler
+        #: invocation's latency and event type.
+        self.started_at = time.monotonic()
+        self.last_handler_latency_s: float | None = None
+        self.last_event_type: str | None = None
 
     @property
     def transaction_id(self) -> str:
@@ -348,6 +353,8 @@ class CallDriver:
             metrics.inc("handler_invocations_total", outcome="ok")
             metrics.observe("handler_latency_seconds", time.monotonic() - t0)
             inp = I.HandlerResponded(result)
+        self.last_handler_latency_s = time.monotonic() - t0
+        self.last_event_type = event_type
         self.feed(inp)
 
     async def _prepare_audio(self, cmd: c.PrepareAudio) -> None:

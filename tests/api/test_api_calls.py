@@ -99,6 +99,17 @@ async def test_sip_headers_other_than_x_uui_diversion_or_with_line_breaks_are_re
     assert control.created == []
 
 
+@pytest.mark.parametrize("headers", [{"X-AMZN": "1"}, {"x-amzn-trace": "1"}, {"X-VC-Route": "1"},
+                                     {"X-Long": "v" * 2049}])
+async def test_reserved_or_oversized_sip_headers_get_the_action_error_text(api, control, headers):
+    client = api.client()
+    with pytest.raises(client.exceptions.BadRequestException) as exc:
+        await call(client.create_sip_media_application_call, SipMediaApplicationId=SMA,
+                   FromPhoneNumber=OUR_NUMBER, ToPhoneNumber="+15557654321", SipHeaders=headers)
+    assert exc.value.response["Error"]["Message"] == f"Invalid SIP header(s) provided: {next(iter(headers))}"
+    assert control.created == []
+
+
 @pytest.mark.parametrize(("params", "fragment"), [
     ({"FromPhoneNumber": OUR_NUMBER}, "'toPhoneNumber' failed to satisfy constraint: Member must not be null"),
     ({"FromPhoneNumber": OUR_NUMBER, "ToPhoneNumber": "555-0100"}, "regular expression pattern"),

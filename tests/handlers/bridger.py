@@ -37,6 +37,10 @@ def handler(event, context):
             return respond([bridge(event, Endpoints=[{
                 "BridgeEndpointType": "AWS", "Arn": f"arn:aws:chime:us-east-1:111122223333:vc/{vc}",
                 "Uri": "5550"}])])
+        if number.endswith("107"):          # a Voice Connector probed with OPTIONS
+            return respond([bridge(event, Endpoints=[{
+                "BridgeEndpointType": "AWS", "Arn": "arn:aws:chime:us-east-1:111122223333:vc/vc-carrier3",
+                "Uri": "5551"}])])
         if number.endswith("103"):          # custom headers and a ringback tone
             return respond([bridge(event, SipHeaders={"X-Ticket": "T-42", "User-to-User": "00ff;encoding=hex"},
                                    RingbackTone={"Type": "S3", "BucketName": "prompts", "Key": "tone400.wav"})])
