@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 import time
+import wave
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -28,7 +31,7 @@ pytestmark = pytest.mark.sip
 
 APP = "dddddddd-0000-4000-8000-000000000001"
 NUMBERS = ["+15550100100", "+15550100101", "+15550100102", "+15550100103", "+15550100104", "+15550100105",
-           "+15550100106", "+15550100107"]
+           "+15550100106", "+15550100107", "+15550100108", "+15550100109", "+15550100110"]
 CARRIER = "+15550199001"
 
 
@@ -246,3 +249,99 @@ def test_options_probing_skips_a_dead_host_without_waiting(setup):
     assert [a["uri"] for a in attempts] == [f"sip:5551@127.0.0.1:{d.live3};transport=udp"], attempts
     assert not [e for e in d.logs() if e.get("event") == "outbound_failover" and e.get("TransactionId") == tx]
     assert setup_s < 4, setup_s                      # the 4 s attempt timeout was never waited for
+
+
+def _noisy_speech(tmp_path) -> Path:
+    raw, clean = tmp_path / "speech22k.wav", tmp_path / "speech8k.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw),
+                    "The quick brown fox jumps over the lazy dog. Please leave a message after the tone."],
+                   check=True, capture_output=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(clean)], check=True,
+                   capture_output=True)
+    x = read_pcm(clean)[0].astype(float)
+    speech_rms = np.sqrt(np.mean(x[np.abs(x) > 300] ** 2))
+    noise = np.random.default_rng(7).normal(0, speech_rms / 10 ** (10 / 20), len(x))   # 10 dB SNR
+    out = tmp_path / "noisy.wav"
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.clip(x + noise, -32768, 32767).astype(np.int16).tobytes())
+    return out
+
+
+def _peak_to_floor_db(x: np.ndarray) -> float:
+    """Speech peaks over the noise floor: 90th over 10th percentile of 20 ms frame energy."""
+    x = x.astype(float)[1600:]
+    frames = x[: len(x) // 160 * 160].reshape(-1, 160)
+    energy = np.mean(frames ** 2, axis=1) + 1e-9
+    return float(10 * np.log10(np.percentile(energy, 90) / np.percentile(energy, 10)))
+
+
+def test_voice_focus_on_a_bridged_leg_raises_the_far_sides_speech_to_noise(setup, tmp_path):
+    d = setup
+    noisy = _noisy_speech(tmp_path)
+    ratios = {}
+    for number, name in ((NUMBERS[9], "off"), (NUMBERS[8], "on")):
+        heard = tmp_path / f"heard-{name}.wav"
+        carrier = Carrier("--answer-after", "0.2", "--record", str(heard), "--max-seconds", "20",
+                          port=d.carrier_port)
+        try:
+            res = d.call(user=number, play=noisy, hangup_after=6, max_seconds=15)
+            carrier.result()
+        finally:
+            carrier.stop()
+        assert res["answered"], res
+        ratios[name] = _peak_to_floor_db(read_pcm(heard)[0])
+    print(f"far side speech-peak-to-floor: VoiceFocus off {ratios['off']:.1f} dB, on {ratios['on']:.1f} dB")
+    assert ratios["on"] - ratios["off"] > 5, ratios
+
+
+def _lag_ms(reference: np.ndarray, delayed: np.ndarray, rate: int, max_ms: int = 300) -> float:
+    """The delay of *delayed* behind *reference* (cross-correlation peak), in ms."""
+    ref = reference.astype(float) - reference.mean()
+    dly = delayed.astype(float) - delayed.mean()
+    best, best_lag = -1.0, 0
+    for lag in range(0, int(rate * max_ms / 1000)):
+        n = min(len(ref), len(dly) - lag)
+        score = float(np.dot(ref[:n], dly[lag:lag + n]))
+        if score > best:
+            best, best_lag = score, lag
+    return best_lag * 1000 / rate
+
+
+def test_voice_focus_on_a_bridged_leg_adds_at_most_one_frame_of_delay(setup, tmp_path):
+    """LEG-B's carrier echoes what it hears; LEG-B's call recording has what it is sent
+    (right) and the echo (left). The echo's lag grows by the suppressor's delay when
+    VoiceFocus goes on, halfway through the same call."""
+    d = setup
+    noisy = _noisy_speech(tmp_path)
+    sipp_log = tmp_path / "sipp-uas"
+    sipp_log.mkdir()
+    carrier = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(d.carrier_port),
+                                "-mp", str(free_port()), "-rtp_echo", "-m", "1", "-nostdin", "-timeout", "30s"],
+                               cwd=sipp_log, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        res = d.call(user=NUMBERS[10], play=noisy, max_seconds=20)
+    finally:
+        carrier.kill()
+        carrier.wait()
+    assert res["answered"], res
+    evs = wait_for(d, NUMBERS[10], 4)
+    rec = [e for e in evs if e.get("CallRecordingDestination")]
+    assert rec, [e["InvocationEventType"] for e in evs]
+    location = rec[0]["CallRecordingDestination"]["Location"]
+    path = d.prompts / location.split("/", 1)[1]
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with wave.open(str(path), "rb") as w:
+        rate = w.getframerate()
+        both = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).reshape(-1, 2)
+    echo, sent = both[:, 0], both[:, 1]
+    off = slice(int(rate * 0.5), int(rate * 2.8))
+    on = slice(int(rate * 3.5), int(rate * 5.8))
+    lag_off, lag_on = _lag_ms(sent[off], echo[off], rate), _lag_ms(sent[on], echo[on], rate)
+    added = lag_on - lag_off
+    print(f"echo lag without VoiceFocus {lag_off:.1f} ms, with {lag_on:.1f} ms: VoiceFocus adds {added:.1f} ms")
+    assert 0 <= added <= 21, (lag_off, lag_on)

@@ -245,7 +245,8 @@ class CallDriver:
             case c.SetVoiceFocus(call_id=cid, enabled=enabled):
                 self.log.info("voice_focus", call_id=cid, enabled=enabled)
                 if media is not None:
-                    media.send(mw.SetVoiceFocus(cid, enabled))
+                    media.send(mw.SetVoiceFocus(cid, enabled))      # recordings of the leg
+                sip.send(sc.SetVoiceFocus(cid, enabled))            # the legs that hear it
             case c.Log(level=level, event=event, fields=fields):
                 getattr(self.log, level, self.log.info)(event, **fields)
             case c.Finished(reason=reason):

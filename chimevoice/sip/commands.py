@@ -195,9 +195,21 @@ class UnlinkAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class SetVoiceFocus:
+    """VoiceFocus on a leg: every leg that hears it (LinkAudio) hears it noise-suppressed,
+    on pjmedia's clock thread, one 20 ms frame later (a DenoiseSink in place of that leg)."""
+
+    leg_id: str
+    """The leg whose audio is suppressed for the others."""
+
+    enabled: bool
+    """On or off."""
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """End the pjsua2 thread's loop (the endpoint then hangs up every call)."""
 
 
 SipCommand = (Ring | Answer | Reject | Disconnect | Play | StopPlay | Tap | SendDigits | StopDigits | EarlyMedia
-              | Dial | LinkAudio | UnlinkAudio | Shutdown)
+              | Dial | LinkAudio | UnlinkAudio | SetVoiceFocus | Shutdown)

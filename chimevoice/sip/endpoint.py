@@ -58,6 +58,8 @@ _TAP_PLAYOUT_MS = 2000
 _TAP_READ_S = 0.04
 # SendDigits: a comma waits this long (03b §1.3 S2).
 COMMA_PAUSE_MS = 500
+# VoiceFocus toward other legs: the suppressor's maximum attenuation (as media/voicefocus.py).
+_DENOISE_DB = -30
 # Accounts kept for outbound calls (one per caller id); pjsua allows 64 in our build.
 _MAX_DIAL_ACCOUNTS = 48
 
@@ -432,7 +434,7 @@ class _Core:
 
     # what the leg hears: every source is mirrored to the leg's outgoing tap
     def _connect(self, src, call: _Call) -> None:
-        src.startTransmit(call.audio)
+        src.startTransmit(call.hears)
         call.sources[id(src)] = src
         if call.tap_out is not None:
             src.startTransmit(call.tap_out)
@@ -440,7 +442,7 @@ class _Core:
     def _disconnect(self, src, call: _Call) -> None:
         if call.sources.pop(id(src), None) is None:
             return
-        for sink in (call.audio, call.tap_out):
+        for sink in (call.hears, call.tap_out):
             if sink is not None:
                 try:
                     src.stopTransmit(sink)
@@ -673,6 +675,8 @@ class _Core:
         if self.links.get(key) is False and src is not None and sink is not None \
                 and src.audio is not None and sink.audio is not None:
             self.links[key] = True
+            if src.focus:
+                self._denoise(sink, True)
             self._connect(src.audio, sink)
 
     def _cmd_unlink(self, cmd: sc.UnlinkAudio) -> None:
@@ -691,13 +695,50 @@ class _Core:
             if src is not None and sink is not None and src.audio is not None:
                 self._disconnect(src.audio, sink)
 
+    # VoiceFocus toward the other legs
+    def _cmd_voice_focus(self, cmd: sc.SetVoiceFocus) -> None:
+        call = self.calls.get(cmd.leg_id)
+        if call is None:
+            return
+        call.focus = cmd.enabled
+        for src_id, sink_id in list(self.links_of.get(cmd.leg_id, ())):
+            sink = self.calls.get(sink_id)
+            if src_id == cmd.leg_id and sink is not None and self.links.get((src_id, sink_id)):
+                self._denoise(sink, cmd.enabled or self._hears_focus(sink))
+
+    def _hears_focus(self, sink: _Call) -> bool:
+        """Whether *sink* hears a leg that has VoiceFocus on."""
+        for src_id, dst_id in self.links_of.get(sink.leg_id, ()):
+            src = self.calls.get(src_id)
+            if dst_id == sink.leg_id and self.links.get((src_id, dst_id)) and src is not None and src.focus:
+                return True
+        return False
+
+    def _denoise(self, call: _Call, on: bool) -> None:
+        """Make *call* hear what it hears noise-suppressed (or stop): the first time, a
+        DenoiseSink takes its place as a sink and every source moves over to it."""
+        if call.denoise is not None:
+            call.denoise.setEnabled(on)
+            return
+        if not on or call.audio is None:
+            return
+        sink = pj.DenoiseSink()
+        sink.createSink(call.getId(), _DENOISE_DB)
+        for src in call.sources.values():
+            try:
+                src.stopTransmit(call.audio)
+            except pj.Error:
+                pass
+            src.startTransmit(sink)
+        call.denoise = sink
+
     #: The one dispatch point of the pjsua2 boundary: command type -> handler.
     _dispatch: dict[type, Callable[[_Core, Any], None]] = {
         sc.Ring: _cmd_ring, sc.Answer: _cmd_answer, sc.Reject: _cmd_reject,
         sc.Disconnect: _cmd_disconnect, sc.Play: _cmd_play, sc.StopPlay: _cmd_stop_play,
         sc.Tap: _cmd_tap, sc.SendDigits: _cmd_send_digits, sc.StopDigits: _cmd_stop_digits,
         sc.EarlyMedia: _cmd_early_media, sc.Dial: _cmd_dial, sc.LinkAudio: _cmd_link,
-        sc.UnlinkAudio: _cmd_unlink, sc.Shutdown: _cmd_stop,
+        sc.UnlinkAudio: _cmd_unlink, sc.SetVoiceFocus: _cmd_voice_focus, sc.Shutdown: _cmd_stop,
     }
 
     # callbacks from _Account/_Call
@@ -786,6 +827,13 @@ class _Core:
         if call.tap_in is not None or call.tap_out is not None:
             self._drop_taps(call)
         call.sources.clear()
+        if call.denoise is not None:
+            try:
+                call.denoise.destroySink()
+            except pj.Error:
+                pass
+            self._garbage.append(call.denoise)
+            call.denoise = None
         if self.calls.get(call.leg_id) is call:
             del self.calls[call.leg_id]
         call.audio = None
@@ -875,6 +923,13 @@ class _Call(pj.Call):
         self.want_taps = (False, False)     # (incoming, outgoing) asked for
         self.tap_in: Any = None             # pjsua2 FrameTap ports
         self.tap_out: Any = None
+        self.focus = False                  # VoiceFocus: legs that hear this one hear it suppressed
+        self.denoise: Any = None            # a DenoiseSink in this leg's place as a sink, once made
+
+    @property
+    def hears(self) -> Any:
+        """The conference port that sources connect to for this leg to hear them."""
+        return self.denoise if self.denoise is not None else self.audio
 
     def onCallState(self, prm) -> None:
         try:

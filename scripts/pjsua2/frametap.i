@@ -17,10 +17,12 @@
  */
 
 %{
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <cstring>
 #include <pjsua-lib/pjsua_internal.h>
+#include <speex/speex_preprocess.h>
 
 /* Appended to pjmedia's stream.c by scripts/build-pjsua2 (stream-dtmf-duration.c). */
 extern "C" pj_status_t pjmedia_stream_set_dtmf_duration_msec(pjmedia_stream *stream,
@@ -208,6 +210,166 @@ private:
     std::mutex mu_;
 };
 
+/*
+ * DenoiseSink: what a call leg hears, noise-suppressed on pjmedia's clock thread.
+ *
+ * VoiceFocus on a bridged call: the other leg must hear the suppressed audio with at most
+ * one 20 ms frame of added delay. A Python tap cannot do that (it reads every 40 ms), and
+ * a conference port used as sink then source adds a clock tick on top of the suppressor's
+ * own frame. So this port takes the leg's place as a *sink* in the conference bridge:
+ * createSink(call) registers a port with the leg's stream format and disables transmission
+ * to the leg's own slot; everything the leg should hear is connected to this port instead;
+ * put_frame() runs speexdsp's noise suppressor on the mixed frame (one frame of latency,
+ * speex's weighted overlap-add) and hands it straight to the leg's stream in the same tick.
+ * The leg's own slot stays the source of its audio (receiving is unchanged).
+ *
+ * put_frame() runs with the conference mutex held (recursive), and pjsua removes the
+ * stream's slot, under that mutex, before it destroys the stream: each frame first checks
+ * that the leg's slot is still the one it was made for, and drops the frame otherwise.
+ */
+class DenoiseSink : public pj::AudioMedia
+{
+public:
+    DenoiseSink() : pool_(NULL), created_(false), st_(NULL), stream_port_(NULL), orig_slot_(-1),
+                    name_ptr_(NULL), enabled_(true), spf_(160), processed_(0)
+    {
+        std::memset(&port_, 0, sizeof(port_));
+    }
+
+    virtual ~DenoiseSink()
+    {
+        destroySink();
+    }
+
+    void createSink(int call_id, int suppress_db) PJSUA2_THROW(pj::Error)
+    {
+        if (created_)
+            throw pj::Error(PJ_EEXISTS, "DenoiseSink::createSink", "already created", "", 0);
+        if (call_id < 0 || call_id >= (int)pjsua_var.ua_cfg.max_calls)
+            throw pj::Error(PJ_EINVAL, "DenoiseSink::createSink", "bad call id", "", 0);
+        pjsua_call *call = &pjsua_var.calls[call_id];
+        pjmedia_stream *strm = NULL;
+        int slot = -1;
+        for (unsigned i = 0; i < call->med_cnt; ++i) {
+            pjsua_call_media *m = &call->media[i];
+            if (m->type == PJMEDIA_TYPE_AUDIO && m->strm.a.stream) {
+                strm = m->strm.a.stream;
+                slot = m->strm.a.conf_slot;
+                break;
+            }
+        }
+        if (!strm || slot < 0)
+            throw pj::Error(PJ_ENOTFOUND, "DenoiseSink::createSink", "call has no audio stream", "", 0);
+        pj_status_t status = pjmedia_stream_get_port(strm, &stream_port_);
+        if (status != PJ_SUCCESS)
+            throw pj::Error(status, "DenoiseSink::createSink", "pjmedia_stream_get_port", "", 0);
+        pjmedia_conf_port_info info;
+        status = pjmedia_conf_get_port_info(pjsua_var.mconf, (unsigned)slot, &info);
+        if (status != PJ_SUCCESS)
+            throw pj::Error(status, "DenoiseSink::createSink", "pjmedia_conf_get_port_info", "", 0);
+        name_ptr_ = info.name.ptr;
+        unsigned rate = PJMEDIA_PIA_SRATE(&stream_port_->info);
+        unsigned spf = PJMEDIA_PIA_SPF(&stream_port_->info);
+        unsigned channels = PJMEDIA_PIA_CCNT(&stream_port_->info);
+        pool_ = pjsua_pool_create("denoise%p", 512, 512);
+        if (!pool_)
+            throw pj::Error(PJ_ENOMEM, "DenoiseSink::createSink", "no memory", "", 0);
+        static char name[] = "chimevoice-denoise";
+        pj_str_t pname = pj_str(name);
+        pjmedia_port_info_init(&port_.info, &pname, PJMEDIA_SIGNATURE('C', 'V', 'D', 'N'),
+                               rate, channels, 16, spf);
+        port_.port_data.pdata = this;
+        port_.put_frame = &DenoiseSink::on_put;
+        port_.get_frame = &DenoiseSink::on_get;
+        port_.on_destroy = &DenoiseSink::on_destroy;
+        st_ = speex_preprocess_state_init((int)(spf / channels), (int)rate);
+        if (!st_)
+            throw pj::Error(PJ_ENOMEM, "DenoiseSink::createSink", "speex_preprocess_state_init", "", 0);
+        int on = 1, off = 0, db = suppress_db;
+        speex_preprocess_ctl(st_, SPEEX_PREPROCESS_SET_DENOISE, &on);
+        speex_preprocess_ctl(st_, SPEEX_PREPROCESS_SET_AGC, &off);
+        speex_preprocess_ctl(st_, SPEEX_PREPROCESS_SET_DEREVERB, &off);
+        speex_preprocess_ctl(st_, SPEEX_PREPROCESS_SET_NOISE_SUPPRESS, &db);
+        spf_ = spf;
+        orig_slot_ = slot;
+        registerMediaPort2(&port_, pool_);
+        created_ = true;
+        pjmedia_conf_configure_port(pjsua_var.mconf, (unsigned)orig_slot_, PJMEDIA_PORT_DISABLE,
+                                    PJMEDIA_PORT_NO_CHANGE);
+    }
+
+    /* Suppression on (default) or off (frames pass through untouched). */
+    void setEnabled(bool on) { enabled_.store(on); }
+
+    void destroySink()
+    {
+        if (created_) {
+            created_ = false;
+            if (origAlive())
+                pjmedia_conf_configure_port(pjsua_var.mconf, (unsigned)orig_slot_, PJMEDIA_PORT_ENABLE,
+                                            PJMEDIA_PORT_NO_CHANGE);
+            unregisterMediaPort();
+        }
+        if (st_) {
+            speex_preprocess_state_destroy(st_);
+            st_ = NULL;
+        }
+        if (pool_) {
+            pj_pool_release(pool_);
+            pool_ = NULL;
+        }
+    }
+
+    unsigned long long framesProcessed() { return processed_.load(); }
+
+private:
+    bool origAlive()
+    {
+        pjmedia_conf_port_info info;
+        return orig_slot_ >= 0
+            && pjmedia_conf_get_port_info(pjsua_var.mconf, (unsigned)orig_slot_, &info) == PJ_SUCCESS
+            && info.name.ptr == name_ptr_;
+    }
+
+    static pj_status_t on_put(pjmedia_port *port, pjmedia_frame *frame)
+    {
+        DenoiseSink *self = (DenoiseSink *)port->port_data.pdata;
+        if (!self->st_ || !self->origAlive())
+            return PJ_SUCCESS;              /* the leg's stream is going away */
+        if (self->enabled_.load() && frame->type == PJMEDIA_FRAME_TYPE_AUDIO
+                && frame->size == self->spf_ * 2) {
+            speex_preprocess_run(self->st_, (spx_int16_t *)frame->buf);
+            self->processed_++;
+        }
+        return pjmedia_port_put_frame(self->stream_port_, frame);
+    }
+
+    static pj_status_t on_get(pjmedia_port *port, pjmedia_frame *frame)
+    {
+        PJ_UNUSED_ARG(port);
+        frame->type = PJMEDIA_FRAME_TYPE_NONE;
+        frame->size = 0;
+        return PJ_SUCCESS;
+    }
+
+    static pj_status_t on_destroy(pjmedia_port *port)
+    {
+        PJ_UNUSED_ARG(port);
+        return PJ_SUCCESS;
+    }
+
+    pjmedia_port port_;
+    pj_pool_t *pool_;
+    bool created_;
+    SpeexPreprocessState *st_;
+    pjmedia_port *stream_port_;
+    int orig_slot_;
+    const char *name_ptr_;
+    std::atomic<bool> enabled_;
+    unsigned spf_;
+    std::atomic<unsigned long long> processed_;
+};
+
 /* Answer an incoming in-dialog request that pjsua leaves to the application
    (e.g. INFO with Content-Type application/dtmf): Call::onCallTsxState gives
    the transaction and rdata only as opaque pointers, and pjsua2 2.12 has no
@@ -266,6 +428,16 @@ public:
     unsigned long long droppedBytes();
     unsigned long long capturedBytes();
     unsigned long long underruns();
+};
+class DenoiseSink : public pj::AudioMedia
+{
+public:
+    DenoiseSink();
+    virtual ~DenoiseSink();
+    void createSink(int call_id, int suppress_db) PJSUA2_THROW(pj::Error);
+    void setEnabled(bool on);
+    void destroySink();
+    unsigned long long framesProcessed();
 };
 int respondInDialog(void *tsx, void *rdata, int code);
 int setDtmfDuration(int call_id, unsigned msec);

@@ -41,6 +41,13 @@ def handler(event, context):
             return respond([bridge(event, Endpoints=[{
                 "BridgeEndpointType": "AWS", "Arn": "arn:aws:chime:us-east-1:111122223333:vc/vc-carrier3",
                 "Uri": "5551"}])])
+        if number.endswith("108"):          # VoiceFocus on the caller, then bridge
+            return respond([{"Type": "VoiceFocus", "Parameters": {"CallId": a["CallId"], "Enable": True}},
+                            bridge(event)])
+        if number.endswith("109"):          # the same without VoiceFocus
+            return respond([bridge(event)])
+        if number.endswith("110"):          # bridge to an echoing carrier; see ACTION_SUCCESSFUL
+            return respond([bridge(event)])
         if number.endswith("103"):          # custom headers and a ringback tone
             return respond([bridge(event, SipHeaders={"X-Ticket": "T-42", "User-to-User": "00ff;encoding=hex"},
                                    RingbackTone={"Type": "S3", "BucketName": "prompts", "Key": "tone400.wav"})])
@@ -55,6 +62,19 @@ def handler(event, context):
             return respond([bridge(event, Endpoints=[{
                 "BridgeEndpointType": "AWS", "Uri": "+15550100105",
                 "Arn": f"arn:aws:chime:us-east-1:111122223333:sma/{os.environ['SELF_SMA']}"}])])
+    if kind == "ACTION_SUCCESSFUL" and number.endswith("110") and event["ActionData"]["Type"] == "CallAndBridge":
+        # Record LEG-B (left: what the carrier sends back, its echo; right: what it is sent),
+        # 3 s without VoiceFocus on LEG-A, then 3 s with it.
+        b = legs(event)["LEG-B"]["CallId"]
+        return respond([{"Type": "StartCallRecording", "Parameters": {
+            "CallId": b, "Track": "BOTH", "Destination": {"Type": "S3", "Location": "prompts/vf-delay"}}}])
+    if kind == "ACTION_SUCCESSFUL" and number.endswith("110") and event["ActionData"]["Type"] == "StartCallRecording":
+        cid = a["CallId"]
+        return respond([
+            {"Type": "Pause", "Parameters": {"CallId": cid, "DurationInMilliseconds": "3000"}},
+            {"Type": "VoiceFocus", "Parameters": {"CallId": cid, "Enable": True}},
+            {"Type": "Pause", "Parameters": {"CallId": cid, "DurationInMilliseconds": "3000"}},
+            hangup(cid)])
     if kind == "HANGUP":
         gone = event["ActionData"]["Parameters"]
         rest = [p for p in event["CallDetails"]["Participants"]
