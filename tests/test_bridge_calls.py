@@ -31,7 +31,7 @@ pytestmark = pytest.mark.sip
 
 APP = "dddddddd-0000-4000-8000-000000000001"
 NUMBERS = ["+15550100100", "+15550100101", "+15550100102", "+15550100103", "+15550100104", "+15550100105",
-           "+15550100106", "+15550100107", "+15550100108", "+15550100109", "+15550100110"]
+           "+15550100106", "+15550100107", "+15550100108", "+15550100109", "+15550100110", "+15550100111"]
 CARRIER = "+15550199001"
 
 
@@ -65,7 +65,7 @@ class Carrier:
 def setup(tmp_path_factory):
     d = module_daemon(tmp_path_factory, "bridge")
     carrier_port, dead_port, second_port = free_port(), free_port(), free_port()
-    dead3_port, live3_port = free_port(), free_port()
+    dead3_port, live3_port, auth_port = free_port(), free_port(), free_port()
     apps = [handler_app(APP, "bridger", "bridger:handler",
                         {"EVENTS_DIR": str(d.events), "CARRIER_VC": "vc-carrier2", "SELF_SMA": APP})]
     cfg = d.write_config(apps, rules=number_rules(NUMBERS, APP, "eeeeeeee-0000-4000-8000", "bridge"),
@@ -85,12 +85,16 @@ def setup(tmp_path_factory):
          "origination": {"options_interval_s": 1, "routes": [
              {"host": "127.0.0.1", "port": dead3_port, "protocol": "udp", "priority": 1},
              {"host": "127.0.0.1", "port": live3_port, "protocol": "udp", "priority": 2}]}},
+        {"id": "vc-carrier-auth", "name": "carrier with digest", "host_name": "carrier-auth.chimevoice.local",
+         "allow_list": ["127.0.0.1/32"],
+         "origination": {"options_interval_s": 0, "credentials": {"username": "chime", "password": "s3cret"},
+                         "routes": [{"host": "127.0.0.1", "port": auth_port, "protocol": "udp"}]}},
     ]
     data["pstn"] = {"voice_connector": "vc-carrier"}
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     write_tone(d.prompts / "tone400.wav", 400, 1.0)
     d.carrier_port, d.second_port = carrier_port, second_port
-    d.dead3, d.live3 = dead3_port, live3_port
+    d.dead3, d.live3, d.auth_port = dead3_port, live3_port, auth_port
     d.start()
     yield d
     d.stop()
@@ -345,3 +349,23 @@ def test_voice_focus_on_a_bridged_leg_adds_at_most_one_frame_of_delay(setup, tmp
     added = lag_on - lag_off
     print(f"echo lag without VoiceFocus {lag_off:.1f} ms, with {lag_on:.1f} ms: VoiceFocus adds {added:.1f} ms")
     assert 0 <= added <= 21, (lag_off, lag_on)
+
+
+def test_origination_credentials_answer_the_carriers_digest_challenge(setup, tmp_path):
+    """The carrier (sipp, tests/sipp/uas_digest.xml) answers the first INVITE 401 and checks
+    the credentials of the retried one (user chime, password s3cret) before it answers."""
+    d = setup
+    carrier = subprocess.Popen(
+        ["sipp", "-sf", str(ROOT / "tests" / "sipp" / "uas_digest.xml"), "-i", "127.0.0.1",
+         "-p", str(d.auth_port), "-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", "30s",
+         "-timeout_error"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        res = d.call(user=NUMBERS[11], hangup_after=1.5, max_seconds=15)
+        _, err = carrier.communicate(timeout=30)
+    finally:
+        if carrier.poll() is None:
+            carrier.kill()
+    assert res["answered"], res
+    evs = wait_for(d, NUMBERS[11], 2)
+    assert evs[1]["InvocationEventType"] == "ACTION_SUCCESSFUL", [e["InvocationEventType"] for e in evs]
+    assert carrier.returncode == 0, err[-2000:]

@@ -48,6 +48,10 @@ def handler(event, context):
             return respond([bridge(event)])
         if number.endswith("110"):          # bridge to an echoing carrier; see ACTION_SUCCESSFUL
             return respond([bridge(event)])
+        if number.endswith("111"):          # a carrier that challenges with digest authentication
+            return respond([bridge(event, Endpoints=[{
+                "BridgeEndpointType": "AWS", "Arn": "arn:aws:chime:us-east-1:111122223333:vc/vc-carrier-auth",
+                "Uri": "5552"}])])
         if number.endswith("103"):          # custom headers and a ringback tone
             return respond([bridge(event, SipHeaders={"X-Ticket": "T-42", "User-to-User": "00ff;encoding=hex"},
                                    RingbackTone={"Type": "S3", "BucketName": "prompts", "Key": "tone400.wav"})])
