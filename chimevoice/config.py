@@ -1163,12 +1163,13 @@ class _Checker:
 
     def check_target(self, path: str, node: Node | None, type_: str, target: str) -> Any:
         if type_ == "python" and not _PYTHON_TARGET.fullmatch(target):
-            hint = ""
+            # Lambda's own spelling, as a function's configuration writes it: "index.handler",
+            # "src/app.lambda_handler" (file path without .py, then the function).
             module, dot, function = target.replace("/", ".").rpartition(".")
-            lambda_style = ":" not in target and dot and function != "py"
-            if lambda_style and _PYTHON_TARGET.fullmatch(f"{module}:{function}"):
-                hint = f" (Lambda's spelling; write {module}:{function})"
-            self.error(path, node, f"python target must look like 'package.module:function', got {target!r}{hint}")
+            if ":" not in target and dot and function != "py" and _PYTHON_TARGET.fullmatch(f"{module}:{function}"):
+                return f"{module}:{function}"
+            self.error(path, node, f"python target must look like 'package.module:function' or Lambda's "
+                                   f"'file.function', got {target!r}")
             return INVALID
         if type_ == "http":
             parsed = urlparse(target)

@@ -351,9 +351,15 @@ def test_duplicate_listener_and_yaml_duplicate_key() -> None:
 def test_handler_rules() -> None:
     text = replace_line(VALID, 18, "target: pkg/module.py")
     assert_error(errors(text), "test.yaml:18: sip_media_applications[0].handler.target: ", "package.module:function")
-    text = replace_line(VALID, 18, "target: lambda_function.lambda_handler")
+    text = replace_line(VALID, 18, "target: lambda_function.lambda_handler")       # Lambda's spelling
+    assert parse_config(text, base_dir=Path("/tmp"), source="test.yaml").sip_media_applications[0].handler.target \
+        == "lambda_function:lambda_handler"
+    text = replace_line(VALID, 18, "target: src/app.handler")
+    assert parse_config(text, base_dir=Path("/tmp"), source="test.yaml").sip_media_applications[0].handler.target \
+        == "src.app:handler"
+    text = replace_line(VALID, 18, "target: index.py")
     assert_error(
-        errors(text), "test.yaml:18: sip_media_applications[0].handler.target: ", "write lambda_function:lambda_handler"
+        errors(text), "test.yaml:18: sip_media_applications[0].handler.target: ", "Lambda's 'file.function'"
     )
     text = replace_line(VALID, 23, "target: ftp://example.com/x")
     assert_error(errors(text), "test.yaml:23: sip_media_applications[1].handler.target: ", "http")
