@@ -682,7 +682,7 @@ class _Core:
     def _cmd_unlink(self, cmd: sc.UnlinkAudio) -> None:
         self._drop_link((cmd.source, cmd.sink))
 
-    def _drop_link(self, key: tuple[str, str]) -> None:
+    def _drop_link(self, key: tuple[str, str], gone: tuple[_Call, Any] | None = None) -> None:
         applied = self.links.pop(key, None)
         for leg in key:
             keys = self.links_of.get(leg)
@@ -690,10 +690,18 @@ class _Core:
                 keys.discard(key)
                 if not keys:
                     del self.links_of[leg]
-        if applied:
-            src, sink = self.calls.get(key[0]), self.calls.get(key[1])
-            if src is not None and sink is not None and src.audio is not None:
-                self._disconnect(src.audio, sink)
+        if not applied:
+            return
+        src, sink = self.calls.get(key[0]), self.calls.get(key[1])
+        if gone is not None and gone[0].leg_id == key[0]:
+            # The source leg's slot is gone with its connections: forget it on the sink.
+            if sink is not None and gone[1] is not None:
+                sink.sources.pop(id(gone[1]), None)
+            return
+        if gone is not None and gone[0].leg_id == key[1]:
+            return                           # the sink's slot is gone: nothing to disconnect
+        if src is not None and sink is not None and src.audio is not None:
+            self._disconnect(src.audio, sink)
 
     # VoiceFocus toward the other legs
     def _cmd_voice_focus(self, cmd: sc.SetVoiceFocus) -> None:
@@ -810,9 +818,12 @@ class _Core:
                 + info.connectDuration.msec / 1000.0))
 
     def _teardown(self, call: _Call) -> None:
-        """The leg is gone: release what plays to it, its taps and its links."""
+        """The leg is gone: release what plays to it, its taps and its links. pjsua has
+        already removed the leg's conference slot (and every connection to and from it), so
+        nothing is disconnected from that slot here: only our bookkeeping is cleared."""
+        gone, call.audio = call.audio, None
         for key in list(self.links_of.get(call.leg_id, ())):
-            self._drop_link(key)
+            self._drop_link(key, gone=(call, gone))
         if call.outbound:
             call.account_ref.calls -= 1
         for play_id in list(call.play_ids):
