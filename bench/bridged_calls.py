@@ -23,12 +23,9 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,38 +64,18 @@ def run_chimevoice(args, work: Path) -> dict:
                        "trigger_value": "+15550100000",
                        "target_applications": [{"sip_media_application_id": "bench-bridge", "priority": 1}]}],
     }
-    cfg_path = work / "bench.yaml"
-    cfg_path.write_text(json.dumps(cfg))
     carrier = start_carrier(carrier_port, work, args.calls)
-    log = open(work / "daemon.log", "w")
-    daemon = subprocess.Popen([sys.executable, "-m", "chimevoice", "run", "-c", str(cfg_path),
-                               "--http", f"127.0.0.1:{http_port}", "--drain-seconds", "0"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    daemon, url = cc.start_daemon(cfg, work, http_port)
     try:
-        url = f"http://127.0.0.1:{http_port}/metrics"
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         cc.run_sipp(port, 2, 2, 1, work, extra=["-rtp_echo"])           # warm up the handler workers
-        res = cc.measured_run(daemon.pid, url, args, port, work, extra=["-rtp_echo"])
-        if daemon.poll() is not None:
-            raise SystemExit("chimevoice exited during the run:\n" + (work / "daemon.log").read_text()[-3000:])
-        workers = [p for p in cc.proc_tree(daemon.pid) if p != daemon.pid]
-        res["worker_cpu_s"] = round(sum(cc.cpu_and_rss(p)[0] for p in workers), 1)
-        res["peak_calls"] = res.pop("gauge_peak_calls")
+        res = cc.daemon_figures(daemon, cc.measured_run(daemon.pid, url, args, port, work, extra=["-rtp_echo"]),
+                                work)
         res["legs"] = 2 * res["peak_calls"]
         bridged = sum(1 for line in (work / "daemon.log").read_text().splitlines() if '"event": "bridged"' in line)
         res["bridged"] = bridged
         return res
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        cc.stop_daemon(daemon)
         carrier.kill()
         carrier.wait()
 

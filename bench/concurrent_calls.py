@@ -218,36 +218,53 @@ def run_chimevoice(args, work: Path) -> dict:
                        "target_applications": [{"sip_media_application_id": "bench-ivr", "priority": 1}]}],
         "buckets": {"prompts": str(prompts)},
     }
-    cfg_path = work / "bench.yaml"
-    cfg_path.write_text(json.dumps(cfg))          # JSON is YAML
-    log = open(work / "daemon.log", "w")
     wrap = os.environ.get("CHIMEVOICE_BENCH_WRAP", "").split()   # e.g. a profiler command ending in --
-    daemon = subprocess.Popen([*wrap, sys.executable, "-m", "chimevoice", "run", "-c", str(cfg_path),
-                               "--http", f"127.0.0.1:{http_port}", "--drain-seconds", "0"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    daemon, url = start_daemon(cfg, work, http_port, wrap)
     try:
-        url = f"http://127.0.0.1:{http_port}/metrics"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         # Warm up: one call starts the handler worker and converts the prompt.
         run_sipp(port, 2, 2, 1, work)
-        res = measured_run(daemon.pid, url, args, port, work)
-        if daemon.poll() is not None:
-            raise SystemExit("chimevoice exited during the run:\n" + (work / "daemon.log").read_text()[-3000:])
-        workers = [p for p in proc_tree(daemon.pid) if p != daemon.pid]
-        res["worker_cpu_s"] = round(sum(cpu_and_rss(p)[0] for p in workers), 1)
-        res["peak_calls"] = res.pop("gauge_peak_calls")
-        return res
+        return daemon_figures(daemon, measured_run(daemon.pid, url, args, port, work), work)
     finally:
-        daemon.send_signal(signal.SIGINT if wrap else signal.SIGTERM)
+        stop_daemon(daemon, wrap)
+
+
+def start_daemon(cfg: dict, work: Path, http_port: int,
+                 wrap: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """chimevoice with *cfg* (written as JSON, which is YAML) and --http; returns the process
+    and its /metrics URL once that answers."""
+    cfg_path = work / "bench.yaml"
+    cfg_path.write_text(json.dumps(cfg))
+    log = open(work / "daemon.log", "w")
+    daemon = subprocess.Popen([*(wrap or []), sys.executable, "-m", "chimevoice", "run", "-c", str(cfg_path),
+                               "--http", f"127.0.0.1:{http_port}", "--drain-seconds", "0"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{http_port}/metrics"
+    for _ in range(300):
         try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return daemon, url
+
+
+def daemon_figures(daemon: subprocess.Popen, res: dict, work: Path) -> dict:
+    """*res* of a measured run, checked (the daemon is still up) and completed with the
+    handler workers' CPU and the peak call count."""
+    if daemon.poll() is not None:
+        raise SystemExit("chimevoice exited during the run:\n" + (work / "daemon.log").read_text()[-3000:])
+    workers = [p for p in proc_tree(daemon.pid) if p != daemon.pid]
+    res["worker_cpu_s"] = round(sum(cpu_and_rss(p)[0] for p in workers), 1)
+    res["peak_calls"] = res.pop("gauge_peak_calls")
+    return res
+
+
+def stop_daemon(daemon: subprocess.Popen, wrap: list[str] | None = None) -> None:
+    daemon.send_signal(signal.SIGINT if wrap else signal.SIGTERM)
+    try:
+        daemon.wait(30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
 
 
 def patched_raw_uas(work: Path) -> Path:
