@@ -17,9 +17,12 @@ function) receives the Chime call events and returns the actions to run.
 
 EPILOG = """\
 examples:
+  chimevoice init --handler path/to/my-lambda                    # a config for your Lambda
   chimevoice check-config config/example.yaml
   chimevoice run -c config/example.yaml
-  chimevoice run -c config/example.yaml --http 127.0.0.1:8080   # /metrics, /health
+  chimevoice run -c config/example.yaml --http 127.0.0.1:8080   # /metrics, /health, /status, /
+  chimevoice top --url http://127.0.0.1:8080                    # live calls of that daemon
+  chimevoice call sip:+15550100000@127.0.0.1:5060               # a test call
 
 exit status: 0 on success or clean shutdown, 1 on a runtime error, 2 on a bad
 configuration or bad arguments.
@@ -31,6 +34,16 @@ def _http(value: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError("expected ADDRESS:PORT, e.g. 127.0.0.1:8080")
     return host, int(port)
+
+
+def _positive(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        f = 0.0
+    if not f > 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds > 0, e.g. 1 or 0.5")
+    return f
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,11 +66,38 @@ def build_parser() -> argparse.ArgumentParser:
                          "Each python handler is loaded once (module imported, function looked up, "
                          "not invoked), with its python_path and environment.")
     chk.add_argument("file", metavar="FILE")
+    from .init_cmd import add_parser as init_parser
+    init_parser(sub)
+    from .caller import add_arguments as call_arguments
+    call_arguments(sub.add_parser(
+        "call", help="place a test call (pjsua2) and print what happened",
+        description="Dial URI, optionally play a WAV file and send digits, record what is heard, wait for "
+        "the far end's BYE (or --hangup-after) and print a summary (--json: one JSON object). Exit status "
+        "0 when answered (or when the final status is --expect-status), 1 otherwise, 2 on bad arguments."))
+    top = sub.add_parser("top", help="show the live calls of a running daemon",
+                         description="Show the live calls of a daemon started with --http (its /status), "
+                         "refreshed every --interval seconds. Keys: s cycles the sort column (elapsed, app, "
+                         "action, latency), r reverses it, q quits. When stdout is not a terminal, or with "
+                         "--once, it prints plain lines: a header, then one line per call.")
+    top.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's --http address "
+                     "(default http://127.0.0.1:8080)")
+    top.add_argument("--interval", type=_positive, default=1.0, metavar="S", help="seconds between refreshes "
+                     "(default 1)")
+    top.add_argument("--once", action="store_true", help="print the calls once as plain lines and exit")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "init":
+        from .init_cmd import run as init
+        return init(args)
+    if args.command == "top":
+        from .top import run as top
+        return top(args.url, interval=args.interval, once=args.once)
+    if args.command == "call":
+        from .caller import run as place_call
+        return place_call(args)
     from .config import ConfigError, load_config
 
     path = args.config if args.command == "run" else args.file

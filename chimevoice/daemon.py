@@ -107,7 +107,7 @@ class Daemon:
         await prober.start()                          # OPTIONS to origination routes (docs/trunks.md)
         for transport, address, port in endpoint.bound:
             log.info("sip_listening", transport=transport, address=address, port=port)
-        runner = await self._start_http(manager) if self.http else None
+        runner = await self._start_http(manager, endpoint.bound) if self.http else None
         api = await self._start_api(ManagerCallControl(manager)) if cfg.api.listen else None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -135,8 +135,10 @@ class Daemon:
         await server.start()
         return server
 
-    async def _start_http(self, manager: CallManager):
+    async def _start_http(self, manager: CallManager, listeners: list[tuple[str, str, int]] | None = None):
         from aiohttp import web
+
+        from .status import StatusService, add_routes
 
         async def metrics(_request):
             if manager.media is not None:
@@ -151,9 +153,10 @@ class Daemon:
         app = web.Application()
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/health", health)
+        paths = ["/metrics", "/health", *add_routes(app, StatusService(manager, listeners=listeners or ()))]
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         assert self.http is not None
         await web.TCPSite(runner, self.http[0], self.http[1]).start()
-        log.info("http_listening", address=self.http[0], port=self.http[1], paths=["/metrics", "/health"])
+        log.info("http_listening", address=self.http[0], port=self.http[1], paths=paths)
         return runner

@@ -36,6 +36,9 @@ from .prompts import PromptService
 from .registry import CallRegistry
 
 MSG_SYSTEM = "System error while running action"
+#: Events that end an action, and the result they stand for (actions_total{type,result}).
+_ACTION_RESULTS = {"ACTION_SUCCESSFUL": "successful", "ACTION_FAILED": "failed",
+                   "ACTION_INTERRUPTED": "interrupted"}
 
 
 class SipControl(Protocol):
@@ -339,22 +342,28 @@ class CallDriver:
         t0 = time.monotonic()
         self.log.debug("handler_invoke", event_type=event_type, sequence=cmd.event["Sequence"],
                        sip_media_application=cmd.app_id)
+        result_of = _ACTION_RESULTS.get(event_type)
+        if result_of is not None:                 # an action ended: count it by type and result
+            metrics.inc("actions_total", type=str(cmd.event.get("ActionData", {}).get("Type", "")),
+                        result=result_of)
         inp: I.Input
         try:
             result = await invoker.invoke(cmd.event, log_context={
                 "TransactionId": self.tx.transaction_id, "CallId": self.tx.leg_a})
         except InvocationError as exc:
-            metrics.inc("handler_invocations_total", outcome=exc.kind)
+            metrics.inc("handler_invocations_total", outcome=exc.kind, application=cmd.app_id)
             inp = I.HandlerFailed(exc.kind, exc.message)
         except Exception as exc:  # noqa: BLE001
             self.log.exception("handler_bridge_crashed")
-            metrics.inc("handler_invocations_total", outcome="bridge_error")
+            metrics.inc("handler_invocations_total", outcome="bridge_error", application=cmd.app_id)
             inp = I.HandlerFailed("error", repr(exc))
         else:
-            metrics.inc("handler_invocations_total", outcome="ok")
+            metrics.inc("handler_invocations_total", outcome="ok", application=cmd.app_id)
             metrics.observe("handler_latency_seconds", time.monotonic() - t0)
             inp = I.HandlerResponded(result)
-        self.last_handler_latency_s = time.monotonic() - t0
+        elapsed = time.monotonic() - t0
+        metrics.inc("handler_seconds_total", elapsed, application=cmd.app_id)    # mean latency per app
+        self.last_handler_latency_s = elapsed
         self.last_event_type = event_type
         self.feed(inp)
 

@@ -1,6 +1,8 @@
 """A pjsua2 test phone: places one real SIP call, records what it hears, prints a JSON result.
 
-Run as a separate process (pjsua2 allows one library instance per process):
+Run as a separate process (pjsua2 allows one library instance per process). The calling
+half (class Phone, the endpoint set-up, the call loop) is chimevoice/testphone.py, which
+``chimevoice call`` runs too; the answering mode is here.
 
     python tests/support/phone.py --uri sip:+15550100000@127.0.0.1:5060 --record out.wav
 
@@ -31,104 +33,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 import pjsua2 as pj
 
-
-class Phone(pj.Call):
-    record_on_media = True        # start the recorder as soon as media is up (calling mode)
-
-    def __init__(self, acc, ep, call_id: int = pj.PJSUA_INVALID_ID):
-        super().__init__(acc, call_id)
-        self.ep = ep
-        self.statuses: list[int] = []
-        self.confirmed_at: float | None = None
-        self.disconnected_at: float | None = None
-        self.remote_hangup = True
-        self.recorder: Any = None
-        self.audio: Any = None
-        self.last_code = 0
-        self.reason = ""
-        self.dtmf_in: list = []
-        self.srtp: bool | None = None
-        self.play_path = ""
-        self.player: Any = None
-        self.no_te = False
-        self.tones: Any = None
-
-    def onCallState(self, prm):
-        info = self.getInfo()
-        code = int(info.lastStatusCode)
-        if code and (not self.statuses or self.statuses[-1] != code):
-            self.statuses.append(code)
-        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and self.confirmed_at is None:
-            self.confirmed_at = time.monotonic()
-        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.disconnected_at = time.monotonic()
-            self.last_code = code
-            self.reason = info.lastReason
-
-    def onDtmfDigit(self, prm):
-        since = time.monotonic() - self.confirmed_at if self.confirmed_at else 0.0
-        self.dtmf_in.append([round(since, 3), prm.digit])
-
-    def onCallMediaState(self, prm):
-        info = self.getInfo()
-        if self.audio is None and any(m.status == pj.PJSUA_CALL_MEDIA_ACTIVE for m in info.media):
-            self.audio = self.getAudioMedia(-1)
-            self.srtp = self.getStreamInfo(0).proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP
-            if self.recorder is not None and self.record_on_media:
-                self.audio.startTransmit(self.recorder)
-            if self.play_path:
-                self.player = pj.AudioMediaPlayer()
-                self.player.createPlayer(self.play_path, 0)       # 0: loop
-                self.player.startTransmit(self.audio)
-
-    def onCallSdpCreated(self, prm):
-        # --no-telephone-event: offer no RFC 4733, so DTMF must go in-band both ways.
-        if self.no_te:
-            lines = prm.sdp.wholeSdp.split("\r\n")
-            pts = {ln.split()[0].split(":")[1] for ln in lines
-                   if ln.startswith("a=rtpmap:") and "telephone-event" in ln}
-            out = []
-            for ln in lines:
-                if ln.startswith(("a=rtpmap:", "a=fmtp:")) and ln.split()[0].split(":")[1] in pts:
-                    continue
-                if ln.startswith("m=audio"):
-                    ln = " ".join(w for w in ln.split(" ") if w not in pts)
-                out.append(ln)
-            prm.sdp.wholeSdp = "\r\n".join(out)
-
-    def send_digits(self, digits: str, method: str) -> None:
-        if method == "inband":                               # dual tones in the audio
-            if self.tones is None:
-                self.tones = pj.ToneGenerator()
-                self.tones.createToneGenerator(8000, 1)
-                self.tones.startTransmit(self.audio)
-            vec = pj.ToneDigitVector()
-            for ch in digits:
-                d = pj.ToneDigit()
-                d.digit = ch
-                d.on_msec = 100
-                d.off_msec = 100
-                d.volume = 0
-                vec.append(d)
-            self.tones.playDigits(vec, False)
-        elif method == "rfc4733":
-            self.dialDtmf(digits)
-        elif method == "info":
-            prm = pj.CallSendDtmfParam()
-            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO       # INFO, application/dtmf-relay
-            prm.digits = digits
-            prm.duration = 160
-            self.sendDtmf(prm)
-        else:                                                # INFO, application/dtmf
-            prm = pj.CallSendRequestParam()
-            prm.method = "INFO"
-            prm.txOption.contentType = "application/dtmf"
-            prm.txOption.msgBody = digits
-            self.sendRequest(prm)
+from chimevoice.testphone import PHONE_KEYS, Phone, dtmf_schedule, open_null_sound, place_call, start_endpoint
 
 
 class Answerer(Phone):
@@ -330,63 +238,6 @@ def invite_info(text: str) -> dict:
     }
 
 
-def dtmf_schedule(entries: list[str], method: str, gap: float) -> list:
-    dtmf = []
-    for at, _, digits in (x.partition(":") for x in entries):
-        if method in ("rfc4733", "inband"):
-            dtmf.append((float(at), digits))          # pjsua queues the events itself
-        else:                                         # one INFO per digit, in order
-            dtmf += [(float(at) + i * gap, d) for i, d in enumerate(digits)]
-    dtmf.sort(key=lambda x: x[0])
-    return dtmf
-
-
-def start_endpoint(args, bind: str, port: int, max_calls: int = 0):
-    """Endpoint as both modes use it: no threads, null audio, PCMU only. Returns (ep, transport id)."""
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    if max_calls:
-        cfg.uaConfig.maxCalls = max_calls
-    cfg.logConfig.level = 0
-    cfg.logConfig.consoleLevel = 0
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
-    cfg.medConfig.ecTailLen = 0
-    cfg.medConfig.noVad = True
-    # A short jitter buffer, so what is recorded lines up with what was sent.
-    cfg.medConfig.jbInit = 4
-    cfg.medConfig.jbMinPre = 4
-    cfg.medConfig.jbMaxPre = 4
-    cfg.medConfig.jbMax = 50
-    ep.libInit(cfg)
-    ep.audDevManager().setNullDev()
-    tc = pj.TransportConfig()
-    tc.port = port
-    tc.boundAddress = bind
-    if args.tls_cert:
-        tc.tlsConfig.certFile = args.tls_cert
-    if args.tls_key:
-        tc.tlsConfig.privKeyFile = args.tls_key
-    kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}[args.transport]
-    tid = ep.transportCreate(kind, tc)
-    ep.libStart()
-    for ci in ep.codecEnum2():
-        ep.codecSetPriority(ci.codecId, 255 if ci.codecId.startswith("PCMU") else 0)
-    return ep, tid
-
-
-def open_null_sound(ep) -> None:
-    # Open the (null) sound device now: pjsua opens it lazily on the first conference
-    # connection, and the audio that arrives while it opens is lost (about 0.5 s).
-    adm = ep.audDevManager()
-    adm.getCaptureDevMedia().startTransmit(adm.getPlaybackDevMedia())
-    for _ in range(60):
-        ep.libHandleEvents(10)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     mode = ap.add_mutually_exclusive_group(required=True)
@@ -430,74 +281,8 @@ def main() -> int:
     if args.listen:
         return listen(args)
 
-    ep, tid = start_endpoint(args, args.bind, args.local_port)
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:{args.from_user}@{args.bind}"
-    acfg.sipConfig.transportId = tid
-    acfg.mediaConfig.transportConfig.boundAddress = args.bind
-    if args.srtp:
-        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
-        acfg.mediaConfig.srtpSecureSignaling = 0
-    acfg.mediaConfig.transportConfig.port = 40000 + (args.local_port % 1000) * 20 if args.local_port else 0
-    acc = pj.Account()
-    acc.create(acfg)
-    call = Phone(acc, ep)
-    call.play_path = args.play
-    call.no_te = args.no_telephone_event
-    call.tones = None
-    if args.record:
-        call.recorder = pj.AudioMediaRecorder()
-        call.recorder.createRecorder(args.record)
-    open_null_sound(ep)
-    prm = pj.CallOpParam(True)
-    for h in args.header:
-        name, _, value = h.partition(":")
-        sh = pj.SipHeader()
-        sh.hName = name.strip()
-        sh.hValue = value.strip()
-        prm.txOption.headers.append(sh)
-    uri = args.uri
-    if args.transport != "udp" and "transport=" not in uri:
-        uri += f";transport={args.transport}"
-    t0 = time.monotonic()
-    call.makeCall(uri, prm)
-    dtmf = dtmf_schedule(args.dtmf, args.dtmf_method, args.dtmf_gap)
-    sent: list = []
-    hung_up = False
-    while time.monotonic() - t0 < args.max_seconds and call.disconnected_at is None:
-        ep.libHandleEvents(10)
-        if call.confirmed_at is not None:
-            since = time.monotonic() - call.confirmed_at
-            while dtmf and since >= dtmf[0][0]:
-                digits = dtmf.pop(0)[1]
-                call.send_digits(digits, args.dtmf_method)
-                sent.append([round(since, 3), digits])
-            if args.hangup_after and since >= args.hangup_after and not hung_up:
-                hung_up = True
-                call.remote_hangup = False
-                call.hangup(pj.CallOpParam(True))
-    if call.disconnected_at is None:
-        call.remote_hangup = False
-        call.hangup(pj.CallOpParam(True))
-        for _ in range(50):
-            ep.libHandleEvents(10)
-    connected = (call.disconnected_at - call.confirmed_at) if (call.confirmed_at and call.disconnected_at) else 0.0
-    if call.recorder is not None:
-        call.recorder = None
-    call.tones = None
-    result = {
-        "statuses": call.statuses,
-        "final_status": call.last_code,
-        "reason": call.reason,
-        "answered": call.confirmed_at is not None,
-        "connected_seconds": round(connected, 3),
-        "setup_seconds": round(call.confirmed_at - t0, 3) if call.confirmed_at else None,
-        "hangup_by": "remote" if call.remote_hangup else "local",
-        "dtmf_received": call.dtmf_in,
-        "dtmf_sent": sent,
-        "played": call.player is not None,
-        "srtp": call.srtp,
-    }
+    result = place_call(args)                # chimevoice/testphone.py (also `chimevoice call`)
+    result = {k: result[k] for k in PHONE_KEYS}
     print(json.dumps(result), flush=True)
     sys.stdout.flush()
     os._exit(0)
