@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("file", metavar="FILE")
     from .init_cmd import add_parser as init_parser
     init_parser(sub)
+    from .check_handler import add_parser as check_handler_parser
+    check_handler_parser(sub)
     from .caller import add_arguments as call_arguments
     call_arguments(sub.add_parser(
         "call", help="place a test call (pjsua2) and print what happened",
@@ -84,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=_positive, default=1.0, metavar="S", help="seconds between refreshes "
                      "(default 1)")
     top.add_argument("--once", action="store_true", help="print the calls once as plain lines and exit")
+    from .simulate import add_arguments as simulate_arguments
+    simulate_arguments(sub.add_parser(
+        "simulate", help="run a handler against a scripted call (no SIP, virtual time)",
+        description="Run a handler against a YAML script of the caller's behaviour with the daemon's engine "
+        "in virtual time and print the event/reply trace (docs/simulate.md). Exit status 1 when --check "
+        "finds a difference, 2 on a bad configuration or script."))
     return p
 
 
@@ -92,9 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init":
         from .init_cmd import run as init
         return init(args)
+    if args.command == "check-handler":
+        from .check_handler import run as check_handler
+        return check_handler(args)
     if args.command == "top":
         from .top import run as top
         return top(args.url, interval=args.interval, once=args.once)
+    if args.command == "simulate":
+        from .simulate import run as simulate
+        return simulate(args)
     if args.command == "call":
         from .caller import run as place_call
         return place_call(args)
