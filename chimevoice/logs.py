@@ -8,6 +8,17 @@ import structlog
 from structlog.typing import Processor
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (a caller that swaps it, as pytest's
+    capture or a CLI tool may, never leaves the logger writing to a closed stream)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
     shared: list[Processor] = [
@@ -21,12 +32,12 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         processors=[*shared,
                     structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     # Libraries that use stdlib logging (botocore, aiohttp) go to the same stream, rendered by the
     # same processors (a message with a quote or a newline stays one valid JSON line).
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,

@@ -409,17 +409,9 @@ class SimDriver:
                 return I.BotFailed(cmd.request_id, "SystemException", "no bots configured")
             self.bots = CallBots(self.cfg.bots)
         try:
-            if cmd.op == "start":
-                info = self.tx.info
-                bot = self.bots.create(cmd.conversation_id, cmd.value, session_id=cmd.call_id,
-                                       aws_account_id=info.aws_account_id, aws_region=info.aws_region,
-                                       sma_id=info.sip_media_application_id)
-                turn = await bot.start()
-            else:
-                found = self.bots.get(cmd.conversation_id)
-                if found is None:
-                    return I.BotFailed(cmd.request_id, "SystemException", "released")
-                turn = await (found.input_dtmf(cmd.value) if cmd.op == "dtmf" else found.input_text(cmd.value))
+            turn = await self.bots.step(cmd, self.tx.info)
+            if turn is None:
+                return I.BotFailed(cmd.request_id, "SystemException", "released")
         except BotError as exc:
             return I.BotFailed(cmd.request_id, exc.error_type, exc.message)
         except Exception:  # noqa: BLE001

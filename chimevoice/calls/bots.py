@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..bots import BotSession, BotSessionStore, create_bot
+from ..bots import BotSession, BotSessionStore, BotTurn, create_bot
 from ..config import BotsConfig
+from ..engine import commands as c
+from ..engine.events import CallDetailsInfo
 
 
 class CallBots:
@@ -25,6 +27,19 @@ class CallBots:
             source_arn=f"arn:aws:voiceconnector:{aws_region}:{aws_account_id}:sma/{sma_id}")
         self.sessions[conversation_id] = bot
         return bot
+
+    async def step(self, cmd: c.BotRequest, info: CallDetailsInfo) -> BotTurn | None:
+        """Carry out one bot step of a call (``start``, ``dtmf`` or ``text``); None when the
+        conversation was released meanwhile. BotError and other errors propagate."""
+        if cmd.op == "start":
+            bot = self.create(cmd.conversation_id, cmd.value, session_id=cmd.call_id,
+                              aws_account_id=info.aws_account_id, aws_region=info.aws_region,
+                              sma_id=info.sip_media_application_id)
+            return await bot.start()
+        found = self.get(cmd.conversation_id)
+        if found is None:
+            return None
+        return await (found.input_dtmf(cmd.value) if cmd.op == "dtmf" else found.input_text(cmd.value))
 
     def get(self, conversation_id: str) -> BotSession | None:
         return self.sessions.get(conversation_id)

@@ -401,17 +401,9 @@ class CallDriver:
         the local bot is plain Python on the loop."""
         inp: I.Input
         try:
-            if cmd.op == "start":
-                info = self.tx.info
-                bot = self.bots.create(cmd.conversation_id, cmd.value, session_id=cmd.call_id,
-                                       aws_account_id=info.aws_account_id, aws_region=info.aws_region,
-                                       sma_id=info.sip_media_application_id)
-                turn = await bot.start()
-            else:
-                found = self.bots.get(cmd.conversation_id)
-                if found is None:                 # released meanwhile (the action ended)
-                    return
-                turn = await (found.input_dtmf(cmd.value) if cmd.op == "dtmf" else found.input_text(cmd.value))
+            turn = await self.bots.step(cmd, self.tx.info)
+            if turn is None:                      # released meanwhile (the action ended)
+                return
         except BotError as exc:
             self.log.warning("bot_failed", op=cmd.op, error_type=exc.error_type, error=exc.message)
             inp = I.BotFailed(cmd.request_id, exc.error_type, exc.message)
