@@ -21,11 +21,13 @@ import hashlib
 import hmac
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sip_rules.origination import (
     CallAttemptAnswered,
     CallAttemptFailed,
+    HealthInput,
     Origination,
     OriginationHealth,
     OriginationRoute,
@@ -172,18 +174,16 @@ class Dialer:
     def failed(self, out: Outbound, status: int) -> bool:
         """The current attempt ended without an answer; True when the next host is to be
         tried (the attempt list then starts with it)."""
-        attempt = out.attempts[0]
         timed_out = out.timed_out
         transport_error = status in (0, 503) and not out.progressed and not timed_out
-        if attempt.route is not None and out.connector_id in self.health:
-            if is_host_failure(status, transport_error, timed_out):
-                self.health[out.connector_id].handle(CallAttemptFailed(
-                    attempt.route.key, f"status {status}" if status else "no answer", time.monotonic()))
-            else:
-                self.health[out.connector_id].handle(CallAttemptAnswered(attempt.route.key, time.monotonic()))
+        if is_host_failure(status, transport_error, timed_out):
+            self._health(out, lambda key, now: CallAttemptFailed(
+                key, f"status {status}" if status else "no answer", now))
+        else:
+            self._health(out, CallAttemptAnswered)
         if out.answered or out.progressed and not timed_out:
             return False                    # the far end took the call: its answer is final
-        outcome = Outcome.TRY_NEXT if timed_out else after_failure(status or 503, transport_error, timed_out)
+        outcome = after_failure(status or None, transport_error, timed_out)
         out.attempts.pop(0)
         out.timed_out = False
         out.progressed = False
@@ -191,6 +191,11 @@ class Dialer:
 
     def answered(self, out: Outbound) -> None:
         out.answered = True
-        attempt = out.attempts[0]
-        if attempt.route is not None and out.connector_id in self.health:
-            self.health[out.connector_id].handle(CallAttemptAnswered(attempt.route.key, time.monotonic()))
+        self._health(out, CallAttemptAnswered)
+
+    def _health(self, out: Outbound, make: Callable[[str, float], HealthInput]) -> None:
+        """Feed the current attempt's result to its route's health table (not for hairpins)."""
+        route = out.attempts[0].route
+        health = self.health.get(out.connector_id or "")
+        if route is not None and health is not None:
+            health.handle(make(route.key, time.monotonic()))

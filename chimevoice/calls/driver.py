@@ -72,13 +72,12 @@ class CallDriver:
     """One live call: its transaction, its legs' CDR records, its timers and tasks."""
 
     def __init__(self, tx: Transaction, services: Services, log: Any, *, voice_connector_id: str,
-                 sip_rule_id: str, trigger_type: str) -> None:
+                 sip_rule_id: str) -> None:
         self.tx = tx
         self.s = services
         self.log = log
         self.voice_connector_id = voice_connector_id
         self.sip_rule_id = sip_rule_id
-        self.trigger_type = trigger_type
         self.legs: dict[str, LegRecord] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -444,7 +443,7 @@ class CallDriver:
                 source_phone_number=rec.source_number, destination_phone_number=rec.destination_number,
                 direction=rec.direction, region=tx.info.aws_region, sip_rule_id=self.sip_rule_id,
                 sip_application_id=tx.info.sip_media_application_id,
-                call_leg_trigger_type=rec.trigger_type or self.trigger_type, start_time=rec.start_ms / 1000,
+                call_leg_trigger_type=rec.trigger_type, start_time=rec.start_ms / 1000,
                 answer_time=None if rec.answer_ms is None else rec.answer_ms / 1000,
                 end_time=end_ms / 1000, sip_response_code=rec.status_code,
                 sip_call_id=rec.sip_call_id, transport=rec.transport,

@@ -46,5 +46,4 @@ class LegRecord:
 
     trigger_type: str = ""
     """``CallLegTriggerType`` of its CDR (docs/cdr.md): the SIP rule's trigger type for an
-    inbound leg, ``CallAndBridge`` or ``CreateSipMediaApplicationCall`` for outbound ones
-    (empty: the call's own)."""
+    inbound leg, ``CallAndBridge`` or ``CreateSipMediaApplicationCall`` for outbound ones."""

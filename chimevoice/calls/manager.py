@@ -142,11 +142,12 @@ class CallManager:
                          directory=self.directory)
         bound = log.bind(TransactionId=tx_id, CallId=call.leg_id)
         driver = CallDriver(tx, self.services, bound, voice_connector_id=route.connector.id,
-                            sip_rule_id=route.rule.id, trigger_type=route.rule.trigger_type)
+                            sip_rule_id=route.rule.id)
         self.calls.add(tx_id, driver)
         driver.add_leg(LegRecord(call.leg_id, "Inbound", route.caller, route.called, start_ms,
                                  sip_call_id=call.sip_call_id, transport=call.transport,
-                                 source_address=f"{call.source_ip}:{call.source_port}"))
+                                 source_address=f"{call.source_ip}:{call.source_port}",
+                                 trigger_type=route.rule.trigger_type))
         self.idle.clear()
         self.metrics.inc("calls_total")
         self.metrics.gauge("calls_active", len(self.calls))
@@ -180,7 +181,7 @@ class CallManager:
         bound = log.bind(TransactionId=tx_id, CallId=leg_id)
         driver = CallDriver(tx, self.services, bound,
                             voice_connector_id=connector.id if connector else "",
-                            sip_rule_id="", trigger_type="")
+                            sip_rule_id="")
         self.calls.add(tx_id, driver)
         self.idle.clear()
         self.metrics.inc("calls_total")

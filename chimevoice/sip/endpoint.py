@@ -650,7 +650,7 @@ class _Core:
         if creds is not None:
             cfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", creds.realm, creds.username, 0,
                                                            creds.password))
-        acc = _Account(self, dialing=True)
+        acc = _Account(self)
         acc.create(cfg, False)
         self.dial_accounts[key] = acc
         return acc
@@ -899,11 +899,10 @@ def _raise_fd_limit(wanted: int) -> None:
 
 
 class _Account(pj.Account):
-    def __init__(self, core: _Core, *, dialing: bool = False) -> None:
+    def __init__(self, core: _Core) -> None:
         super().__init__()
         self.core = core
-        self.dialing = dialing          # an account for outbound calls only
-        self.calls = 0                  # its outbound calls still up
+        self.calls = 0                  # outbound calls placed through it still up
 
     def onIncomingCall(self, prm) -> None:
         call = _Call(self, prm.callId)
