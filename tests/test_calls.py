@@ -19,6 +19,7 @@ from tests.support.harness import (
     handler_app,
     handler_events,
     read_events,
+    self_signed_cert,
     sipp,
     wait_handler_events,
     write_tone,
@@ -53,9 +54,7 @@ def daemon(tmp_path_factory):
     work = tmp_path_factory.mktemp("calls")
     events = work / "events"
     events.mkdir()
-    cert, key = work / "cert.pem", work / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=localhost", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cert, key = self_signed_cert(work)
     port = free_port()
     tls_port = free_port()
     d = Daemon(work, port, extra_listeners=[{"transport": "tls", "address": "127.0.0.1", "port": tls_port,

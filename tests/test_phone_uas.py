@@ -3,13 +3,12 @@ one calling the other, real SIP and RTP (no daemon)."""
 from __future__ import annotations
 
 import concurrent.futures
-import subprocess
 
 import pytest
 
 from chimevoice.media.analysis import dominant_frequency
 from chimevoice.media.audio import read_pcm
-from tests.support.harness import ListeningPhone, free_port, phone_call, write_tone
+from tests.support.harness import ListeningPhone, free_port, phone_call, self_signed_cert, write_tone
 
 pytestmark = pytest.mark.sip
 
@@ -20,9 +19,7 @@ def media(tmp_path_factory):
     write_tone(d / "tone1000.wav", 1000, 1.0)
     write_tone(d / "tone400.wav", 400, 1.0)
     write_tone(d / "tone600.wav", 600, 1.0)
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=localhost", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    self_signed_cert(d)                                  # media/cert.pem, media/key.pem
     return d
 
 

@@ -4,13 +4,12 @@ issue 3176 every such offer got 488 before the application saw the call."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
 from chimevoice.media.analysis import dominant_frequency
 from chimevoice.media.audio import read_pcm
-from tests.support.harness import Daemon, free_port, handler_app, read_events, sipp, write_tone
+from tests.support.harness import Daemon, free_port, handler_app, read_events, self_signed_cert, sipp, write_tone
 
 pytestmark = pytest.mark.sip
 
@@ -25,9 +24,7 @@ def daemon(tmp_path_factory):
     work = tmp_path_factory.mktemp("srtp")
     events = work / "events"
     events.mkdir()
-    cert, key = work / "cert.pem", work / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=localhost", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cert, key = self_signed_cert(work)
     port, tls_port = free_port(), free_port()
     d = Daemon(work, port, extra_listeners=[{"transport": "tls", "address": "127.0.0.1", "port": tls_port,
                                              "certificate": str(cert), "private_key": str(key)}])

@@ -254,6 +254,15 @@ Content-Length: 0
     return path
 
 
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """(certificate, private key) of a fresh self-signed certificate for CN=localhost, made by
+    openssl in *directory* (for TLS listeners of the daemon and the test phone)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=localhost", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
 def write_tone(path: Path, freq: float, seconds: float, rate: int = 8000) -> Path:
     from chimevoice.media.analysis import write_tone_wav
     write_tone_wav(path, freq, seconds, rate=rate)
