@@ -112,23 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "call":
         from .caller import run as place_call
         return place_call(args)
-    from .config import ConfigError, load_config
+    from .config import ConfigError
+    from .handler_check import load_checked_config, summary
 
     path = args.config if args.command == "run" else args.file
     try:
-        cfg = load_config(path)
+        cfg = load_checked_config(path)
     except ConfigError as exc:
         print(f"chimevoice: invalid configuration\n{exc}", file=sys.stderr)
         return 2
-    from .handler_check import check_handlers
-    issues = check_handlers(cfg)        # each python handler loaded once, not invoked
-    if issues:
-        print(f"chimevoice: invalid configuration\n{ConfigError(issues, str(path))}", file=sys.stderr)
-        return 2
     if args.command == "check-config":
-        print(f"{path}: OK ({len(cfg.voice_connectors)} voice connectors, "
-              f"{len(cfg.sip_media_applications)} SIP media applications, {len(cfg.sip_rules)} SIP rules, "
-              f"{len(cfg.sip.listeners)} listeners)")
+        print(summary(cfg, path))
         return 0
     import dataclasses
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Config, ConfigIssue
+from .config import Config, ConfigError, ConfigIssue, load_config
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -37,4 +37,21 @@ def check_handlers(cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Co
     return sorted(issues, key=lambda issue: issue.line or 0)
 
 
-__all__ = ["check_handlers", "config_dir"]
+def load_checked_config(path: str | Path) -> Config:
+    """What ``check-config`` and ``run`` accept: the file loads (``load_config``) and every
+    Python handler in it loads; otherwise ConfigError with all the issues."""
+    cfg = load_config(path)
+    issues = check_handlers(cfg)        # each python handler loaded once, not invoked
+    if issues:
+        raise ConfigError(issues, str(path))
+    return cfg
+
+
+def summary(cfg: Config, path: str | Path) -> str:
+    """check-config's line for a good file."""
+    return (f"{path}: OK ({len(cfg.voice_connectors)} voice connectors, "
+            f"{len(cfg.sip_media_applications)} SIP media applications, {len(cfg.sip_rules)} SIP rules, "
+            f"{len(cfg.sip.listeners)} listeners)")
+
+
+__all__ = ["check_handlers", "config_dir", "load_checked_config", "summary"]

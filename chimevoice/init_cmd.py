@@ -680,13 +680,6 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def _call_command() -> bool:
-    """Whether this chimevoice has a ``call`` subcommand (a test phone)."""
-    from .cli import build_parser
-    subs = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return any("call" in a.choices for a in subs)
-
-
 def run(args: argparse.Namespace, inp: TextIO | None = None, out: TextIO | None = None) -> int:
     inp = inp or sys.stdin
     out = out or sys.stdout
@@ -846,8 +839,14 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO) -> int:
     # ---- check it as check-config does
     out.write(f"\n$ chimevoice check-config {args.output}\n")
     out.flush()
-    from .cli import main as cli_main
-    status = cli_main(["check-config", args.output])
+    from .config import ConfigError
+    from .handler_check import load_checked_config, summary
+    try:
+        print(summary(load_checked_config(args.output), args.output))
+        status = 0
+    except ConfigError as exc:
+        print(f"chimevoice: invalid configuration\n{exc}", file=sys.stderr)
+        status = 2
     sys.stdout.flush()
     sys.stderr.flush()
     if status != 0:
@@ -857,11 +856,7 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO) -> int:
     uri = f"sip:{args.number}@127.0.0.1:{args.port}"
     out.write("\nNext:\n")
     out.write(f"  chimevoice run -c {args.output}\n")
-    if _call_command():
-        out.write(f"  chimevoice call {uri}          # in another terminal\n")
-    else:
-        out.write(f"  sipp -sn uac -s {args.number} 127.0.0.1:{args.port} -m 1 -d 8000   # in another terminal, "
-                  f"or any SIP phone calling {uri}\n")
+    out.write(f"  chimevoice call {uri}          # in another terminal\n")
     return 0
 
 
