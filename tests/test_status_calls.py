@@ -83,9 +83,11 @@ def _all_up(snap: dict) -> bool:
     if set(calls) != set(NUMBERS):
         return False
     bridged = calls[NUMBERS[2]]
+    # LEG-B answers before the handler has seen ACTION_SUCCESSFUL for the bridge: wait for both
     return (all(calls[n]["action"] == "PlayAudio" for n in NUMBERS[:2])
             and [(leg["tag"], leg["status"]) for leg in bridged["legs"]] == [("LEG-A", "Connected"),
-                                                                              ("LEG-B", "Connected")])
+                                                                              ("LEG-B", "Connected")]
+            and bridged["invocations"] == 2 and bridged["last_event"] == "ACTION_SUCCESSFUL")
 
 
 @contextmanager
