@@ -133,6 +133,7 @@ class Listener:
     private_key: Path | None = None
     ca_list: Path | None = None
     verify_client: bool = False
+    verify_server: bool = False
 
 
 DEFAULT_LISTENERS: Final = (Listener("udp", "0.0.0.0", 5060),)
@@ -666,7 +667,9 @@ _BOTS_KEYS = ("local", "allow_lex", "lex_endpoint_url")
 _BOT_KEY = re.compile(r"[0-9A-Za-z_-]{1,100}(/[0-9A-Za-z_-]{1,100})?")
 _LOGGING_KEYS = ("level", "format")
 _SIP_KEYS = ("default_country_code", "unanswered_timeout_s", "no_route_response", "listeners", "rtp", "user_agent")
-_LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client")
+_LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client",
+                  "verify_server")
+_SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")   # Debian's ca-certificates
 _RTP_KEYS = ("port_start", "port_count")
 _VC_KEYS = ("id", "name", "host_name", "allow_list", "credentials", "phone_numbers", "encryption", "origination")
 _ORIGINATION_KEYS = ("disabled", "routes", "credentials", "options_interval_s")
@@ -826,20 +829,31 @@ class _Checker:
         private_key = fields.get("private_key", _existing_file, None)
         ca_list = fields.get("ca_list", _existing_file, None)
         verify_client = fields.get("verify_client", _bool, False)
+        # outbound TLS checks the far end's certificate when a CA list is given (or asked for)
+        verify_server = fields.get("verify_server", _bool, ca_list is not None)
         valid = True
         if transport == "tls":
             for key in ("certificate", "private_key"):
                 if not fields.has(key):
                     self.error(_join(path, key), node, f"a tls listener needs {key} (a PEM file)")
                     valid = False
+            if verify_server is True and ca_list is None:
+                if _SYSTEM_CA_BUNDLE.is_file():
+                    ca_list = _SYSTEM_CA_BUNDLE
+                else:
+                    self.error(_join(path, "verify_server"), fields.node("verify_server"),
+                               f"verify_server needs ca_list (no system CA bundle at {_SYSTEM_CA_BUNDLE})")
+                    valid = False
         elif transport is not INVALID:
-            for key in ("certificate", "private_key", "ca_list", "verify_client"):
+            for key in ("certificate", "private_key", "ca_list", "verify_client", "verify_server"):
                 if fields.has(key):
                     self.error(_join(path, key), fields.node(key), "applies to tls listeners only")
                     valid = False
-        if not valid or not _ok(transport, address, port, certificate, private_key, ca_list, verify_client):
+        if not valid or not _ok(transport, address, port, certificate, private_key, ca_list, verify_client,
+                                verify_server):
             return INVALID
-        return Listener(transport, address, port, certificate, private_key, ca_list, verify_client)
+        return Listener(transport, address, port, certificate, private_key, ca_list, verify_client,
+                        verify_server)
 
     def ip_address(self, checker: _Checker, path: str, node: Node) -> Any:
         value = _text(self, path, node)

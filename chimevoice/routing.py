@@ -3,7 +3,7 @@
 Order (docs/configuration.md): pick the Voice Connector (Request-URI host,
 then called number) → source address on its allow list, else 403 → digest
 credentials when configured, else 401 with a challenge → TLS when the
-connector requires encryption, else 403 → SIP rule (ToPhoneNumber, then
+connector requires encryption, else 403, and an SRTP offer, else 488 → SIP rule (ToPhoneNumber, then
 RequestUriHostname), else the configured no-route response (404).
 """
 from __future__ import annotations
@@ -73,6 +73,11 @@ def route_call(cfg: Config, call: IncomingCall, *, auth_secret: bytes,
             return problem
     if connector.encryption and call.transport != "tls" and not trusted:
         return Rejection(403, f"Voice Connector {connector.id} requires TLS")
+    if connector.encryption and not call.srtp_offered and not trusted:
+        # Chime: an encrypted connector takes SRTP media only; 488 as RFC 3261 §21.4.26 for
+        # an offer whose media we will not accept, with a Warning saying why (RFC 3261 §20.43)
+        return Rejection(488, f"Voice Connector {connector.id} requires SRTP (RTP/SAVP with a=crypto)",
+                         (("Warning", '399 chimevoice "SRTP required"'),))
     rule = sip_rules.match_rule(cfg.sip_rules, called_number=called, request_uri_host=host,
                                 default_country_code=cc)
     if rule is None:

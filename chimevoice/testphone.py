@@ -19,9 +19,11 @@ from typing import Any
 
 import pjsua2 as pj
 
+from .sip.message import srtp_suite
+
 # The keys tests/support/phone.py has always printed in calling mode (its JSON stays the same).
 PHONE_KEYS = ("statuses", "final_status", "reason", "answered", "connected_seconds", "setup_seconds",
-              "hangup_by", "dtmf_received", "dtmf_sent", "played", "srtp")
+              "hangup_by", "dtmf_received", "dtmf_sent", "played", "srtp", "srtp_suite")
 
 
 class Phone(pj.Call):
@@ -42,6 +44,7 @@ class Phone(pj.Call):
         self.reason = ""
         self.dtmf_in: list[list[Any]] = []
         self.srtp: bool | None = None
+        self.srtp_suite: str | None = None      # the SDES suite the answer chose (a=crypto)
         self.play_path = ""
         self.player: Any = None
         self.no_te = False
@@ -69,6 +72,8 @@ class Phone(pj.Call):
             if tsx.method == "INVITE" and tsx.role == pj.PJSIP_ROLE_UAC and ts.type == pj.PJSIP_EVENT_RX_MSG \
                     and tsx.statusCode:
                 self.responses.append([int(tsx.statusCode), str(tsx.statusText)])
+                if int(tsx.statusCode) // 100 == 2:
+                    self.srtp_suite = srtp_suite(ts.src.rdata.wholeMsg) or self.srtp_suite
         except Exception:  # noqa: BLE001 - never raise into pjsua's callback
             pass
 
@@ -315,6 +320,7 @@ def place_call(args: Any, log_level: int = 0) -> dict[str, Any]:
         "dtmf_sent": sent,
         "played": call.player is not None,
         "srtp": call.srtp,
+        "srtp_suite": call.srtp_suite,
         "uri": uri,
         "responses": call.responses,
         # the INVITE's final status: 200 when answered (the BYE's code is not it)

@@ -576,3 +576,28 @@ def test_example_yaml_commented_origination_is_valid() -> None:
     connector = config.pstn_connector()
     assert connector is not None and connector.origination is not None
     assert [route.host for route in connector.origination.routes] == ["sbc1.example.com", "10.0.0.2"]
+
+
+def _tls_listener_config(tmp_path: Path, extra: str) -> Path:
+    for name in ("cert.pem", "key.pem", "ca.pem"):
+        (tmp_path / name).write_text("x")
+    text = VALID.replace("sip:\n  listeners:\n", f"sip:\n  listeners:\n    - {{transport: tls, certificate: cert.pem, "
+                                                 f"private_key: key.pem{extra}}}\n", 1)
+    assert text != VALID
+    (tmp_path / "c.yaml").write_text(text)
+    return tmp_path / "c.yaml"
+
+
+def test_verify_server_follows_ca_list(tmp_path: Path) -> None:
+    """A tls listener with ca_list checks origination hosts' certificates unless told not to."""
+    assert load_config(_tls_listener_config(tmp_path, "")).sip.listeners[0].verify_server is False
+    lst = load_config(_tls_listener_config(tmp_path, ", ca_list: ca.pem")).sip.listeners[0]
+    assert lst.verify_server is True and lst.ca_list == tmp_path / "ca.pem"
+    lst = load_config(_tls_listener_config(tmp_path, ", ca_list: ca.pem, verify_server: false")).sip.listeners[0]
+    assert lst.verify_server is False
+
+
+def test_verify_server_is_for_tls_listeners_only() -> None:
+    text = VALID.replace("sip:\n  listeners:\n",
+                         "sip:\n  listeners:\n    - {transport: udp, port: 5070, verify_server: true}\n", 1)
+    assert_error(errors(text), "test.yaml:", "verify_server", "tls listeners only")

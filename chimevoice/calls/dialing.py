@@ -94,6 +94,9 @@ class Outbound:
     tried: list[str] = field(default_factory=list)
     """Hosts tried so far (for the log)."""
 
+    srtp: bool = False
+    """Offer SRTP only: the connector has ``encryption: true`` (its routes are all TLS)."""
+
 
 class DialError(Exception):
     """The endpoint cannot be dialled at all (no gateway, disabled origination...)."""
@@ -136,7 +139,7 @@ class Dialer:
         attempts = self._routes(vc, cmd.uri)
         if not attempts:
             raise DialError(f"Voice Connector {vc.id!r} has no usable origination route")
-        return Outbound(cmd, attempts, vc.id, headers, from_uri)
+        return Outbound(cmd, attempts, vc.id, headers, from_uri, srtp=vc.encryption)
 
     def _routes(self, vc: VoiceConnector, user: str) -> list[Attempt]:
         o: Origination | None = vc.origination

@@ -305,7 +305,8 @@ class CallDriver:
             rec.source_address = attempt.route.hostport
             rec.transport = attempt.route.protocol
         self.log.info("outbound_attempt", call_id=out.cmd.call_id, uri=attempt.uri, attempt=len(out.tried))
-        self.s.sip.send(sc.Dial(out.cmd.call_id, attempt.uri, out.from_uri, out.headers, attempt.credentials))
+        self.s.sip.send(sc.Dial(out.cmd.call_id, attempt.uri, out.from_uri, out.headers, attempt.credentials,
+                                srtp=out.srtp))
         self.attempt_timers[out.cmd.call_id] = self.s.loop.call_later(
             ATTEMPT_TIMEOUT_S, self._attempt_timed_out, out.cmd.call_id)
 

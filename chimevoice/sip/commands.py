@@ -170,6 +170,10 @@ class Dial:
     credentials: Credentials | None = None
     """Digest credentials for the far end's challenge."""
 
+    srtp: bool = False
+    """Offer SRTP only (RTP/SAVP with SDES keys, mandatory): the Voice Connector has
+    ``encryption: true``, whose unencrypted outbound calls Chime blocks."""
+
 
 @dataclass(frozen=True, slots=True)
 class LinkAudio:

@@ -40,7 +40,7 @@ from chimevoice.osthread import set_os_thread_name
 
 from . import commands as sc
 from . import events as ev
-from .message import chime_sip_headers, info_dtmf, parse_request, via_transport
+from .message import chime_sip_headers, info_dtmf, offers_srtp, parse_request, via_transport
 
 log = structlog.get_logger("chimevoice.sip")
 
@@ -157,12 +157,13 @@ class _Core:
         self.links: dict[tuple[str, str], bool] = {}
         self.links_of: dict[str, set[tuple[str, str]]] = {}
         # Accounts for outbound calls, one per (From URI, credentials); see _dial_account.
-        self.dial_accounts: dict[tuple[str, Any], _Account] = {}
+        self.dial_accounts: dict[tuple[str, Any, bool, bool], _Account] = {}
         self.senders: dict[tuple[str, str], _DigitSender] = {}
         self.send_heap: list[tuple[float, int, tuple[str, str]]] = []   # next step of each sender
         self._seq = 0
         self._next_tap_read = 0.0
         self.bound: list[tuple[str, str, int]] = []
+        self.tls_transport: int | None = None      # the first tls listener: outbound TLS goes through it
         self.running = True
         self._garbage: list = []
 
@@ -208,15 +209,19 @@ class _Core:
                 tc.tlsConfig.privKeyFile = str(lst.private_key)
                 if lst.ca_list:
                     tc.tlsConfig.CaListFile = str(lst.ca_list)
+                # outbound TLS (origination routes) checks the far end's certificate and name
+                tc.tlsConfig.verifyServer = bool(lst.verify_server)
                 tc.tlsConfig.verifyClient = bool(lst.verify_client)
                 tc.tlsConfig.requireClientCert = bool(lst.verify_client)
             kind = kinds[(lst.transport, 6 if ":" in lst.address else 4)]
             try:
-                self.ep.transportCreate(kind, tc)
+                tid = self.ep.transportCreate(kind, tc)
             except pj.Error as exc:
                 raise RuntimeError(f"cannot listen on {lst.transport}:{lst.address}:{lst.port}: "
                                    f"{exc.info()}") from None
             self.bound.append((lst.transport, lst.address, lst.port))
+            if lst.transport == "tls" and self.tls_transport is None:
+                self.tls_transport = tid
         self.ep.libStart()
         # pjsua opens the (null) sound device, which clocks the conference bridge, only on
         # the first connection and closes it when idle. Without the clock a call with
@@ -610,7 +615,8 @@ class _Core:
 
     # outbound calls
     def _cmd_dial(self, cmd: sc.Dial) -> None:
-        acc = self._dial_account(cmd.from_uri, cmd.credentials)
+        tls = "transport=tls" in cmd.uri.lower()
+        acc = self._dial_account(cmd.from_uri, cmd.credentials, cmd.srtp, tls)
         call = _Call(acc, pj.PJSUA_INVALID_ID)
         call.leg_id = cmd.leg_id
         call.outbound = True
@@ -624,11 +630,13 @@ class _Core:
             acc.calls -= 1
             raise
 
-    def _dial_account(self, from_uri: str, creds: sc.Credentials | None) -> _Account:
-        """pjsua2 takes the From of an outbound INVITE from its account: one account per
-        caller id (and credentials), made on first use; idle ones are dropped when the
-        table is full (pjsua allows PJSUA_MAX_ACC accounts)."""
-        key = (from_uri, creds)
+    def _dial_account(self, from_uri: str, creds: sc.Credentials | None, srtp: bool, tls: bool) -> _Account:
+        """pjsua2 takes the From of an outbound INVITE (and its SRTP policy) from its
+        account: one account per caller id, credentials, SRTP policy and TLS, made on first
+        use; idle ones are dropped when the table is full (pjsua allows PJSUA_MAX_ACC accounts).
+        A TLS account is bound to the tls listener: pjsip creates a TLS connection only from
+        the listener the account selects (PJSIP_ETPNOTSUITABLE otherwise)."""
+        key = (from_uri, creds, srtp, tls)
         acc = self.dial_accounts.get(key)
         if acc is not None:
             return acc
@@ -645,7 +653,10 @@ class _Core:
         cfg.mediaConfig.transportConfig.port = base.port
         cfg.mediaConfig.transportConfig.portRange = base.portRange
         cfg.mediaConfig.transportConfig.boundAddress = base.boundAddress
-        cfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_DISABLED
+        cfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY if srtp else pj.PJMEDIA_SRTP_DISABLED
+        cfg.mediaConfig.srtpSecureSignaling = 0    # TLS is the connector's rule (config check)
+        if tls and self.tls_transport is not None:
+            cfg.sipConfig.transportId = self.tls_transport
         cfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
         if creds is not None:
             cfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", creds.realm, creds.username, 0,
@@ -765,7 +776,7 @@ class _Core:
             leg_id=call.leg_id, source_ip=host, source_port=int(port or 0),
             transport=via_transport(headers), request_uri=ruri,
             from_uri=first("from"), to_uri=first("to"), sip_call_id=first("call-id"),
-            headers=headers, sip_headers=chime_sip_headers(text),
+            headers=headers, sip_headers=chime_sip_headers(text), srtp_offered=offers_srtp(body),
         ))
 
     def media_state(self, call: _Call) -> None:

@@ -18,6 +18,7 @@ class IncomingCall:
     sip_call_id: str
     headers: dict[str, list[str]] = field(default_factory=dict)   # lower-case name -> values
     sip_headers: dict[str, str] = field(default_factory=dict)     # what handlers see (04 §2.2)
+    srtp_offered: bool = False  # the SDP offer is RTP/SAVP with a=crypto (SDES-SRTP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,32 @@ def via_transport(headers: dict[str, list[str]]) -> str:
     return "udp"
 
 
+def offers_srtp(body: str) -> bool:
+    """True when the SDP offer's audio stream is SDES-SRTP: an ``m=audio`` line with an
+    ``RTP/SAVP`` or ``RTP/SAVPF`` profile and at least one ``a=crypto`` line in its section
+    (RFC 4568), as an encrypted Chime Voice Connector trunk offers (spec 04 §1.5)."""
+    in_secure_audio = False
+    for raw in body.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if line.startswith("m="):
+            fields = line[2:].split()
+            in_secure_audio = (len(fields) >= 3 and fields[0].lower() == "audio"
+                               and fields[2].upper() in ("RTP/SAVP", "RTP/SAVPF"))
+        elif in_secure_audio and line.lower().startswith("a=crypto:"):
+            return True
+    return False
+
+
+def srtp_suite(body: str) -> str | None:
+    """The crypto suite of the first ``a=crypto`` line of an SDP (an answer names one), or None."""
+    for raw in body.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if line.lower().startswith("a=crypto:"):
+            fields = line.split()
+            return fields[1] if len(fields) > 1 else None
+    return None
+
+
 _SURFACED = ("user-to-user", "diversion")
 _RESERVED_PREFIXES = ("x-vine", "x-amzn", "x-vc", "x-canary", "x-voice")
 

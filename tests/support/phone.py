@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pjsua2 as pj
 
+from chimevoice.sip.message import srtp_suite
 from chimevoice.testphone import PHONE_KEYS, Phone, dtmf_schedule, open_null_sound, place_call, start_endpoint
 
 
@@ -70,6 +71,10 @@ class Answerer(Phone):
         try:
             if prm.e.type == pj.PJSIP_EVENT_TSX_STATE and prm.e.body.tsxState.tsx.method == "CANCEL":
                 self.cancelled = True
+            ts = prm.e.body.tsxState if prm.e.type == pj.PJSIP_EVENT_TSX_STATE else None
+            if ts is not None and ts.tsx.method == "INVITE" and ts.type == pj.PJSIP_EVENT_TX_MSG \
+                    and ts.tsx.statusCode // 100 == 2:          # our answer names the chosen suite
+                self.srtp_suite = srtp_suite(ts.src.tdata.wholeMsg) or self.srtp_suite
         except Exception:                                    # noqa: BLE001 - never kill pjsua's thread
             traceback.print_exc()
 
@@ -165,6 +170,7 @@ class Answerer(Phone):
             "dtmf_sent": self.sent,
             "played": self.player is not None,
             "srtp": self.srtp,
+            "srtp_suite": self.srtp_suite,
             "recording": self.record_path if self.recording else None,
             "errors": self.errors,
         }
