@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .config import HandlerConfig
-from .python_invoker import _MESSAGE_LIMIT, PythonInvoker, describe_exit
+from .python_invoker import MESSAGE_LIMIT, PythonInvoker, describe_exit
 
 DEFAULT_TIMEOUT_S = 10.0
 _OUTPUT_TAIL = 4096
@@ -95,7 +95,7 @@ async def check_python_handler(cfg: HandlerConfig, timeout_s: float = DEFAULT_TI
             del output[:-_OUTPUT_TAIL]
 
     drainer = asyncio.ensure_future(drain())
-    reader, writer = await asyncio.open_unix_connection(sock=parent_sock, limit=_MESSAGE_LIMIT)
+    reader, writer = await asyncio.open_unix_connection(sock=parent_sock, limit=MESSAGE_LIMIT)
     try:
         try:
             line = await asyncio.wait_for(reader.readline(), timeout_s)
