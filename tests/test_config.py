@@ -576,3 +576,30 @@ def test_example_yaml_commented_origination_is_valid() -> None:
     connector = config.pstn_connector()
     assert connector is not None and connector.origination is not None
     assert [route.host for route in connector.origination.routes] == ["sbc1.example.com", "10.0.0.2"]
+
+
+def test_nodejs_handlers() -> None:
+    def handler(text: str) -> HandlerSpec:
+        return parse_config(text, base_dir=Path("/srv/cfg"), source="test.yaml").sip_media_applications[0].handler
+
+    node = replace_line(replace_line(VALID, 17, "type: nodejs"), 18, "target: index.handler")
+    spec = handler(node)
+    assert (spec.type, spec.target, spec.code_dir) == ("nodejs", "index.handler", None)
+    # Lambda's runtime names, as a key of their own or as the type
+    runtime = replace_line(replace_line(VALID, 17, "runtime: nodejs20.x"), 18, "target: src/app.handler\n"
+                           "      code_dir: ./functions/ivr")
+    spec = handler(runtime)
+    assert (spec.type, spec.target, spec.code_dir) == ("nodejs", "src/app.handler", Path("/srv/cfg/functions/ivr"))
+    assert handler(replace_line(node, 17, "type: nodejs18.x")).type == "nodejs"
+    assert handler(replace_line(VALID, 17, "runtime: python3.12")).type == "python"
+    assert handler(replace_line(node, 18, "target: src/index.ts:handler")).target == "src/index.ts:handler"
+    clash = replace_line(VALID, 17, "type: python\n      runtime: nodejs20.x")
+    assert_error(errors(clash), "test.yaml:18: sip_media_applications[0].handler.runtime: ", "does not match")
+    assert_error(errors(replace_line(node, 18, "target: index")), "test.yaml:18: sip_media_applications[0]"
+                 ".handler.target: ", "Lambda's 'file.export'")
+    assert_error(errors(replace_line(node, 18, "target: index.js.handler")), "test.yaml:18: ",
+                 "write index.handler (or index.js:handler)")
+    assert_error(errors(replace_line(VALID, 18, "target: pkg.module:handler\n      code_dir: x")),
+                 "test.yaml:19: sip_media_applications[0].handler.code_dir: ", "applies to nodejs handlers only")
+    assert_error(errors(replace_line(node, 18, "target: index.handler\n      python_path: [x]")),
+                 "test.yaml:19: sip_media_applications[0].handler.python_path: ", "applies to python handlers only")
