@@ -71,13 +71,15 @@ async def test_callback_style_and_legacy_context_methods(make_invoker):
 
 async def test_callback_waits_for_the_empty_event_loop_unless_told_not_to(make_invoker):
     inv = node(make_invoker, "callback_style.waits", workers=1)
+    assert await inv.invoke({}) == {"waited": True}     # cold
     started = time.monotonic()
-    assert await inv.invoke({}) == {"waited": True}
+    assert await inv.invoke({}) == {"waited": True}     # warm: only the wait counts
     assert time.monotonic() - started >= 0.3            # the handler's 300 ms timer ran first
-    no_wait = node(make_invoker, "callback_style.noWait")
+    no_wait = node(make_invoker, "callback_style.noWait", workers=1)
+    assert await no_wait.invoke({}) == {"waited": False}
     started = time.monotonic()
     assert await no_wait.invoke({}) == {"waited": False}
-    assert time.monotonic() - started < 2.0             # its 5 s timer is not waited for
+    assert time.monotonic() - started < 0.25            # its 5 s timer is not waited for
 
 
 async def test_first_answer_wins(make_invoker):
