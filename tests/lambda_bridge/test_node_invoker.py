@@ -303,3 +303,20 @@ async def test_without_the_variables_aws_sdk_v2_keeps_its_own_endpoint(make_invo
     assert got["dynamodb"] == moto_endpoint + "/"
     assert got["chime"] == "http://127.0.0.1:9/"          # the service's own variable wins
     assert got["ownLocal"] == "http://localhost:4566/"     # an explicit non-AWS endpoint is kept
+
+
+async def test_each_service_variable_is_spelled_as_boto3_and_v3_spell_it(make_invoker):
+    env = {**SDK_ENV, "AWS_ENDPOINT_URL": "http://127.0.0.1:9/",
+           **{f"AWS_ENDPOINT_URL_{sid}": f"http://127.0.0.1:{1000 + i}/" for i, sid in enumerate(
+               ["CHIME", "CHIME_SDK_VOICE", "CHIME_SDK_MEETINGS", "POLLY", "LEX_RUNTIME_V2", "S3", "DYNAMODB"])}}
+    classes = ["Chime", "ChimeSDKVoice", "ChimeSDKMeetings", "Polly", "LexRuntimeV2", "S3", "DynamoDB", "SQS"]
+    got = await node(make_invoker, "aws_v2.serviceEndpoints", environment=env).invoke({"classes": classes})
+    assert {c: got[c]["endpoint"] for c in classes} == {
+        "Chime": "http://127.0.0.1:1000/", "ChimeSDKVoice": "http://127.0.0.1:1001/",
+        "ChimeSDKMeetings": "http://127.0.0.1:1002/", "Polly": "http://127.0.0.1:1003/",
+        "LexRuntimeV2": "http://127.0.0.1:1004/", "S3": "http://127.0.0.1:1005/",
+        "DynamoDB": "http://127.0.0.1:1006/", "SQS": "http://127.0.0.1:9/"}       # no own variable: the global one
+    assert got["S3"]["pathStyle"] is True
+    ignored = await node(make_invoker, "aws_v2.serviceEndpoints",
+                         environment={**env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}).invoke({"classes": ["S3"]})
+    assert ignored["S3"]["endpoint"] == "https://s3.amazonaws.com/"

@@ -47,3 +47,10 @@ exports.endpoints = async () => ({
   chime: new AWS.ChimeSDKVoice().endpoint.href,
   ownLocal: new AWS.DynamoDB({ endpoint: 'http://localhost:4566' }).endpoint.href,
 });
+
+// the endpoint each aws-sdk v2 client would call, by class name
+exports.serviceEndpoints = async (event) => Object.fromEntries(event.classes.map((c) => {
+  const client = new AWS[c]();
+  return [c, { serviceId: client.api.serviceId, endpoint: client.endpoint.href,
+    pathStyle: c === 'S3' ? client.config.s3ForcePathStyle === true : undefined }];
+}));
