@@ -726,8 +726,10 @@ def choose_handler(path: Path, function: str | None, asker: Asker, out: TextIO) 
     hints = read_templates(path if path.is_dir() else path.parent)
     if path.suffix in NODE_SUFFIXES:
         found = node_handlers(path, hints)
-        if function:
-            found = [f for f in found if f.endswith(f"exports.{function}")]
+        if function:                  # FILE.js:EXPORT names any export, not only a *handler one
+            text = path.read_text(errors="replace")
+            exported = {g for m in _NODE_EXPORT.finditer(text) for g in m.groups() if g}
+            found = [f"{path.name}: exports.{function}"] if function in exported else []
         if not found:
             raise _node_refusal(path.name)
         return node_candidate(path, found), hints
