@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
@@ -78,6 +79,17 @@ async def bundle(entry: Path, cache_root: Path) -> Path:
     entry = entry.resolve()
     key = hashlib.sha256(str(entry).encode()).hexdigest()[:16]
     out_dir = cache_root / "bundles" / key
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # one builder at a time per entry (two applications, check-config and a daemon...)
+    lock = os.open(out_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        return await _bundle_locked(entry, out_dir, cache_root)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+async def _bundle_locked(entry: Path, out_dir: Path, cache_root: Path) -> Path:
     out = out_dir / (entry.stem + ".js")
     stamps = out_dir / "inputs.json"
     try:
@@ -95,7 +107,6 @@ async def bundle(entry: Path, cache_root: Path) -> Path:
                 f"{cache_root} (run scripts/bootstrap)"
             )
         esbuild = Path(found)
-    out_dir.mkdir(parents=True, exist_ok=True)
     meta = out_dir / "meta.json"
     proc = await asyncio.create_subprocess_exec(
         str(esbuild), str(entry), "--bundle", "--platform=node", "--target=node20", "--format=cjs",

@@ -320,3 +320,13 @@ async def test_each_service_variable_is_spelled_as_boto3_and_v3_spell_it(make_in
     ignored = await node(make_invoker, "aws_v2.serviceEndpoints",
                          environment={**env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}).invoke({"classes": ["S3"]})
     assert ignored["S3"]["endpoint"] == "https://s3.amazonaws.com/"
+
+
+async def test_applications_sharing_a_typescript_entry_bundle_it_once_at_a_time(make_invoker, tmp_path):
+    src = tmp_path / "shared"
+    shutil.copytree(NODE_HANDLERS_DIR / "ts", src)
+    invokers = [make_invoker(type="nodejs", target="index.handler", code_dir=str(src), function_name=f"app{i}")
+                for i in range(3)]
+    answers = await asyncio.gather(*(inv.invoke(new_call_event()) for inv in invokers))
+    assert all(a["Actions"][0]["Type"] == "PlayAudio" for a in answers)
+    assert len({inv.entry for inv in invokers}) == 1
