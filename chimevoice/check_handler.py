@@ -4,7 +4,7 @@ PATH is a handler file, ``FILE.py:FUNCTION`` or a repository folder; the handler
 ``chimevoice init`` finds it (:mod:`.init_cmd`: a SAM/serverless ``Handler:`` line, else the ranked
 ``handler(event, context)`` functions). Then:
 
-* a Python handler is loaded once in a worker, exactly as ``check-config`` loads it
+* a Python or Node.js handler is loaded once in a worker, exactly as ``check-config`` loads it
   (``lambda_bridge.preflight``: module imported, function looked up, nothing invoked);
 * its code (and the modules it imports from its own folder) is scanned without running it for the AWS
   SDK calls it makes -- boto3 ``client``/``resource`` objects and the methods called on them, AWS SDK
@@ -14,8 +14,10 @@ PATH is a handler file, ``FILE.py:FUNCTION`` or a repository folder; the handler
   today would actually go (chimevoice's API serves ``chime-sdk-voice`` operations only, and only to a
   client pointed at it; everything else reaches AWS with the daemon's credentials, or fails).
 
-Exit status: 0 when the handler loads (operations that are not served are warnings), and for a Node.js
-handler once it is scanned (the daemon cannot run Node.js handlers yet: the report says so); 1 when no
+A Node.js handler is loaded the same way, in a Node worker (``type: nodejs``; a TypeScript entry is
+bundled first).
+
+Exit status: 0 when the handler loads (operations that are not served are warnings); 1 when no
 handler is found or it does not load; 2 on bad arguments.
 """
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .init_cmd import (
+    _NODE_ENV,
+    _NODE_ENV_DESTRUCTURE,
     NODE_SUFFIXES,
     RUNTIME_VARS,
     Candidate,
@@ -40,6 +44,7 @@ from .init_cmd import (
     _parse,
     _show,
     find_candidates,
+    node_files,
     node_handlers,
     read_templates,
     scan_handler,
@@ -49,9 +54,7 @@ from .init_cmd import (
 SET_BY_CHIMEVOICE = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION",
                      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
                      "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT", "_HANDLER", "TZ",
-                     "PYTHONPATH"}
-NODE_NOT_RUN = ("chimevoice cannot run Node.js handlers yet (the daemon runs Python handlers): this is the "
-                "static scan only; keep the function on AWS Lambda (handler type: lambda) or port it to Python")
+                     "PYTHONPATH", "NODE_PATH", "LAMBDA_RUNTIME_DIR"}
 
 
 # --------------------------------------------------------------------------- what is served
@@ -297,9 +300,6 @@ _V2_NEW = re.compile(r"(?:(?:const|let|var)\s+|this\.)?(\w+)?\s*=?\s*new\s+(?:AW
 _V3_IMPORT = re.compile(r"(?:import\s*\{([^}]*)\}\s*from|(?:const|let|var)\s*\{([^}]*)\}\s*=\s*require\()\s*"
                         r"[\"']@aws-sdk/(client|lib)-([\w-]+)[\"']")
 _COMMAND = re.compile(r"new\s+(\w+?)Command\s*\(")
-_NODE_ENV = re.compile(r"process\.env\.([A-Za-z_]\w*)|process\.env\[\s*[\"']([^\"']+)[\"']\s*\]")
-_NODE_ENV_DESTRUCTURE = re.compile(r"\{([^}]*)\}\s*=\s*process\.env\b")
-_NODE_LOCAL = re.compile(r"(?:require\(\s*|from\s+|import\s+)[\"'](\.{1,2}/[^\"']+)[\"']")
 
 
 def _line(text: str, offset: int) -> int:
@@ -368,25 +368,6 @@ def scan_node_env(text: str, file: str) -> dict[str, EnvUse]:
     return found
 
 
-def node_files(entry: list[Path]) -> list[Path]:
-    """The handler files and the local modules they require/import (``./x``, ``../lib/y``)."""
-    todo, seen = list(entry), list[Path]()
-    while todo and len(seen) < 200:
-        file = todo.pop(0).resolve()
-        if file in seen or not file.is_file():
-            continue
-        seen.append(file)
-        text = file.read_text(errors="replace")
-        for m in _NODE_LOCAL.finditer(text):
-            base = file.parent / m.group(1)
-            for path in (base, *(base.with_name(base.name + s) for s in NODE_SUFFIXES),
-                         *(base / f"index{s}" for s in NODE_SUFFIXES)):
-                if path.is_file():
-                    todo.append(path)
-                    break
-    return seen
-
-
 # --------------------------------------------------------------------------- environment, loading
 
 def _set_by(name: str) -> str:
@@ -429,11 +410,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check-handler", help="list the AWS services and variables a handler uses, and what chimevoice serves",
         description="Find the Lambda handler in PATH (a file, FILE.py:FUNCTION or a repository folder, as "
-        "init does), load a Python handler once in a worker (not invoked), scan its code for the AWS SDK "
-        "operations and environment variables it uses and say which operations chimevoice serves locally. "
-        "Exit status 0 when the handler loads (operations not served are warnings) or a Node.js handler was "
-        "scanned (chimevoice cannot run Node.js handlers yet), 1 when no handler is found or it does not "
-        "load, 2 on bad arguments.")
+        "init does), load a Python or Node.js handler once in a worker (not invoked), scan its code for the "
+        "AWS SDK operations and environment variables it uses and say which operations chimevoice serves "
+        "locally. Exit status 0 when the handler loads (operations not served are warnings), 1 when no "
+        "handler is found or it does not load, 2 on bad arguments.")
     p.add_argument("path", metavar="PATH", help="handler file, FILE.py:FUNCTION or repository folder")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", type=_env,
                    help="environment variable for loading the handler (repeatable); literal values of a "
@@ -460,7 +440,7 @@ def check(raw: str, env: dict[str, str] | None = None, timeout_s: float = 10.0) 
     if not candidates or (hinted_node and candidates[0].score < 1000):
         node = node_handlers(path, hints)
         if node or path.suffix in NODE_SUFFIXES:
-            return _check_node(report, path, node)
+            return _check_node(report, path, node, env, timeout_s)
         report.status, report.loaded = 1, False
         report.load_error = ("no handler found: no top-level handler(event, context) or lambda_handler(event, "
                              "context)" + (f" (template Handler: {', '.join(hints.handlers)})" if hints.handlers
@@ -491,7 +471,8 @@ def check(raw: str, env: dict[str, str] | None = None, timeout_s: float = 10.0) 
     return report
 
 
-def _check_node(report: Report, path: Path, found: list[str]) -> Report:
+def _check_node(report: Report, path: Path, found: list[str], environment: dict[str, str] | None = None,
+                timeout_s: float = 10.0) -> Report:
     report.language = "node"
     base = path if path.is_dir() else path.parent
     entry = [base / f.split(":")[0] for f in found] or [path]
@@ -507,8 +488,34 @@ def _check_node(report: Report, path: Path, found: list[str]) -> Report:
             env.setdefault(name, use)
     report.aws = summarize(calls)
     report.environment = list(env.values())
-    report.notes.append(NODE_NOT_RUN)
+    targets = [_node_target(f) for f in found]
+    if not targets:
+        report.status, report.loaded = 1, False
+        report.load_error = f"no exports.handler (or export const handler) found in {path.name}"
+        return report
+    report.handler["target"], report.handler["code_dir"] = targets[0], _show(base)
+    problem = load_node(targets[0], base, {**read_templates(base).environment, **(environment or {})}, timeout_s)
+    report.loaded = problem is None
+    if problem is not None:
+        report.load_error, report.status = problem, 1
+    report.notes.append(f"run it with handler: {{type: nodejs, target: {targets[0]}, code_dir: {_show(base)}}}")
     return report
+
+
+def _node_target(found: str) -> str:
+    """``"src/index.js: exports.handler"`` -> Lambda's ``"src/index.handler"``."""
+    file, _, export = found.partition(": ")
+    stem = file.rsplit(".", 1)[0] if "." in file.rsplit("/", 1)[-1] else file
+    return f"{stem}.{export.removeprefix('exports.')}"
+
+
+def load_node(target: str, code_dir: Path, environment: dict[str, str], timeout_s: float) -> str | None:
+    """None when the Node.js handler loads in a worker (nothing invoked), else why not."""
+    from lambda_bridge.config import HandlerConfig
+    from lambda_bridge.preflight import check_handler
+    cfg = HandlerConfig(type="nodejs", target=target, function_name=code_dir.name or "lambda",
+                        environment=environment, code_dir=str(code_dir))
+    return asyncio.run(check_handler(cfg, timeout_s))
 
 
 def render(report: Report, out: TextIO) -> None:
@@ -524,7 +531,9 @@ def render(report: Report, out: TextIO) -> None:
             w(f"  scanned with: {', '.join(report.files[1:])}\n")
         if report.others:
             w(f"  also looks like a handler: {'; '.join(report.others)}\n")
-    if report.language == "python":
+    if report.language == "node" and report.handler.get("target"):
+        w(f"  target: {report.handler['target']}   code_dir: {report.handler['code_dir']}\n")
+    if report.language == "python" or report.loaded is not None:
         if report.loaded:
             w("Load: OK (module imported, function found, not invoked)\n")
         else:

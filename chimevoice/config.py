@@ -66,7 +66,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final = ("json", "console")
 TRANSPORTS: Final = ("udp", "tcp", "tls")
-HANDLER_TYPES: Final = ("python", "http", "lambda")
+HANDLER_TYPES: Final = ("python", "nodejs", "http", "lambda")
 TRIGGER_TYPES: Final = (TRIGGER_TO_PHONE_NUMBER, TRIGGER_REQUEST_URI_HOSTNAME)
 MAX_TARGETS: Final = 25
 
@@ -191,6 +191,7 @@ class HandlerSpec:
     endpoint_url: str | None = None
     headers: Mapping[str, str] = field(default_factory=_empty_map)
     target_line: int | None = field(default=None, compare=False)   # of the target key, for later checks
+    code_dir: Path | None = None    # nodejs: the task root the handler file is relative to
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,6 +623,10 @@ def _mapping(checker: _Checker, path: str, node: Node, allowed: Sequence[str]) -
 
 # ---- value rules
 
+_LAMBDA_RUNTIME = re.compile(r"(nodejs|python)(?:\d+(?:\.\d+|\.x)?)?")
+# Lambda's "dir/file.export" (export may be nested: file.a.b) or "dir/file.ext:export"
+_NODE_TARGET = re.compile(r"(?:[\w.@-]+/)*[\w@-]+\.[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*"
+                          r"|(?:[\w.@-]+/)*[\w.@-]+:[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 _PYTHON_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -679,6 +684,7 @@ _CREDENTIAL_KEYS = ("username", "password", "realm")
 _SMA_KEYS = ("id", "name", "aws_region", "aws_account_id", "handler")
 _HANDLER_KEYS = (
     "type",
+    "runtime",
     "target",
     "environment",
     "timeout_s",
@@ -689,6 +695,7 @@ _HANDLER_KEYS = (
     "memory_limit_mb",
     "endpoint_url",
     "headers",
+    "code_dir",
 )
 _RULE_KEYS = ("id", "name", "trigger_type", "trigger_value", "target_applications")
 _TARGET_KEYS = ("sip_media_application_id", "priority", "aws_region")
@@ -1132,7 +1139,7 @@ class _Checker:
         fields = _mapping(self, path, node, _HANDLER_KEYS)
         if fields is None:
             return INVALID
-        type_ = fields.get("type", _choice(HANDLER_TYPES))
+        type_ = self.handler_type(path, fields)
         target = fields.get("target", _text)
         if _ok(type_, target):
             target = self.check_target(_join(path, "target"), fields.node("target"), type_, target)
@@ -1152,9 +1159,11 @@ class _Checker:
         memory = fields.get("memory_limit_mb", _int(128, 10240), 256)
         endpoint_url = fields.get("endpoint_url", _url, None)
         headers = fields.get("headers", _string_map(_HEADER_NAME, "a header name"), MappingProxyType({}))
+        code_dir = fields.get("code_dir", _path, None)
         valid = True
         if type_ is not INVALID:
-            for key, wanted in (("python_path", "python"), ("endpoint_url", "lambda"), ("headers", "http")):
+            for key, wanted in (("python_path", "python"), ("endpoint_url", "lambda"), ("headers", "http"),
+                                ("code_dir", "nodejs")):
                 if fields.has(key) and type_ != wanted:
                     self.error(_join(path, key), fields.node(key), f"applies to {wanted} handlers only")
                     valid = False
@@ -1171,9 +1180,32 @@ class _Checker:
             endpoint_url,
             headers,
         )
-        if not valid or not _ok(*values):
+        if not valid or not _ok(*values, code_dir):
             return INVALID
-        return HandlerSpec(*values, target_line=_line(fields.node_or_parent("target")))
+        return HandlerSpec(*values, target_line=_line(fields.node_or_parent("target")), code_dir=code_dir)
+
+    def handler_type(self, path: str, fields: _Fields) -> Any:
+        """``type`` (python, nodejs, http, lambda) or Lambda's ``runtime`` spelling (``nodejs20.x``,
+        ``python3.12``; also accepted as a type); when both are given they must agree."""
+        def convert(checker: _Checker, key_path: str, node: Node) -> Any:
+            value = _text(checker, key_path, node)
+            if value is INVALID:
+                return INVALID
+            m = _LAMBDA_RUNTIME.fullmatch(value.lower())
+            if m:
+                return m.group(1)
+            return _choice(HANDLER_TYPES)(checker, key_path, node)
+
+        if not fields.has("runtime"):
+            return fields.get("type", convert)
+        runtime = fields.get("runtime", convert)
+        if fields.has("type"):
+            type_ = fields.get("type", convert)
+            if _ok(type_, runtime) and type_ != runtime:
+                self.error(_join(path, "runtime"), fields.node("runtime"),
+                           f"runtime {runtime!r} does not match type {type_!r} (give one of them)")
+                return INVALID
+        return runtime
 
     def check_target(self, path: str, node: Node | None, type_: str, target: str) -> Any:
         if type_ == "python" and not _PYTHON_TARGET.fullmatch(target):
@@ -1184,6 +1216,16 @@ class _Checker:
                 return f"{module}:{function}"
             self.error(path, node, f"python target must look like 'package.module:function' or Lambda's "
                                    f"'file.function', got {target!r}")
+            return INVALID
+        if type_ == "nodejs" and ":" not in target and re.search(r"\.(c|m)?(js|ts)\.", target):
+            file, _, export = target.partition(".")
+            suffix, _, function = export.partition(".")
+            self.error(path, node, f"nodejs target names the file without its suffix, as Lambda does: write "
+                                   f"{file}.{function} (or {file}.{suffix}:{function})")
+            return INVALID
+        if type_ == "nodejs" and not _NODE_TARGET.fullmatch(target):
+            self.error(path, node, f"nodejs target must look like Lambda's 'file.export' (index.handler, "
+                                   f"src/app.handler) or 'file.ts:export', got {target!r}")
             return INVALID
         if type_ == "http":
             parsed = urlparse(target)

@@ -32,7 +32,8 @@ def handler_config(app: SipMediaApplication, config_dir: Path) -> HandlerConfig:
         timeout_s=h.timeout_s, retry_after_s=h.retry_after_s, max_retries=h.max_retries,
         workers=h.workers, python_path=tuple(str(p) for p in h.python_path) or (str(config_dir),),
         aws_region=app.aws_region, aws_account_id=app.aws_account_id,
-        memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers))
+        memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers),
+        code_dir=str(h.code_dir or config_dir) if h.type == "nodejs" else None)
 
 
 def voice_focus_factory():

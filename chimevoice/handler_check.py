@@ -1,10 +1,11 @@
-"""Configuration check that needs processes: load every ``python`` handler once.
+"""Configuration check that needs processes: load every ``python`` and ``nodejs`` handler once.
 
 ``load_config`` stays pure (it reads YAML); ``check-config`` and ``run`` call
 :func:`check_handlers` next, which loads each Python handler in a worker the
-way the daemon will (``lambda_bridge.preflight``: same ``python_path``,
-``environment`` and Lambda variables; nothing is invoked) and reports a
-module that does not import or a function that does not exist as a
+way the daemon will (``lambda_bridge.preflight``: same ``python_path`` or
+``code_dir``, ``environment`` and Lambda variables; a TypeScript handler is
+bundled; nothing is invoked) and reports a module that does not import (or
+bundle) or a function that does not exist as a
 :class:`ConfigIssue` on the line of the application's ``target`` key.
 """
 from __future__ import annotations
@@ -22,16 +23,16 @@ def config_dir(cfg: Config) -> Path:
 
 
 def check_handlers(cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[ConfigIssue]:
-    """One issue per Python handler that does not load, in file order (none: all load)."""
-    apps = [(i, app) for i, app in enumerate(cfg.sip_media_applications) if app.handler.type == "python"]
+    """One issue per Python or Node.js handler that does not load, in file order (none: all load)."""
+    apps = [(i, app) for i, app in enumerate(cfg.sip_media_applications) if app.handler.type in ("python", "nodejs")]
     if not apps:
         return []
-    from lambda_bridge.preflight import check_python_handlers
+    from lambda_bridge.preflight import check_handlers as check_pool_handlers
 
     from .daemon import handler_config
 
     folder = config_dir(cfg)
-    problems = check_python_handlers([handler_config(app, folder) for _, app in apps], timeout_s)
+    problems = check_pool_handlers([handler_config(app, folder) for _, app in apps], timeout_s)
     issues = [ConfigIssue(f"sip_media_applications[{i}].handler.target", app.handler.target_line, problem)
               for (i, app), problem in zip(apps, problems, strict=True) if problem is not None]
     return sorted(issues, key=lambda issue: issue.line or 0)
@@ -39,9 +40,9 @@ def check_handlers(cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Co
 
 def load_checked_config(path: str | Path) -> Config:
     """What ``check-config`` and ``run`` accept: the file loads (``load_config``) and every
-    Python handler in it loads; otherwise ConfigError with all the issues."""
+    Python and Node.js handler in it loads; otherwise ConfigError with all the issues."""
     cfg = load_config(path)
-    issues = check_handlers(cfg)        # each python handler loaded once, not invoked
+    issues = check_handlers(cfg)        # each python/nodejs handler loaded once, not invoked
     if issues:
         raise ConfigError(issues, str(path))
     return cfg

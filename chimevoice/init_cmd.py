@@ -9,7 +9,9 @@ each bucket is mapped to ``var/buckets/<name>`` next to the configuration and th
 next to the handler are copied there. The file written is then checked exactly as
 ``chimevoice check-config`` checks it (the handler is loaded once in a worker).
 
-Node.js handlers are detected and refused (exit status 1): the daemon runs Python handlers only.
+A Node.js handler (``exports.handler``, ``export const handler``; TypeScript too) gets a ``type: nodejs``
+application the same way: its files are scanned with regular expressions for ``process.env`` reads,
+``BucketName`` values and WAV keys.
 """
 from __future__ import annotations
 
@@ -120,8 +122,12 @@ class Candidate:
     score: int
     why: str
 
+    runtime: str = "python"     # or "nodejs": module is then the file without its suffix ("src/index")
+
     @property
     def target(self) -> str:
+        if self.runtime == "nodejs":
+            return f"{self.module}.{self.function}"       # Lambda's own spelling
         return f"{self.module}:{self.function}"
 
 
@@ -225,6 +231,78 @@ def node_handlers(path: Path, hints: TemplateHints) -> list[str]:
         base = path if path.is_dir() else path.parent
         out.extend(f"{file.relative_to(base).as_posix()}: exports.{n}" for n in sorted(names))
     return out
+
+
+def node_candidate(path: Path, found: list[str]) -> Candidate:
+    """The first Node.js handler ``node_handlers`` found (``"src/index.js: exports.handler"``)."""
+    base = path if path.is_dir() else path.parent
+    file, _, export = found[0].partition(": ")
+    stem = file.rsplit(".", 1)[0]
+    return Candidate(base / file, export.removeprefix("exports."), stem, base, 1000, f"{export} in {file}",
+                     runtime="nodejs")
+
+
+_NODE_ENV = re.compile(r"process\.env\.([A-Za-z_]\w*)|process\.env\[\s*[\"']([^\"']+)[\"']\s*\]")
+_NODE_ENV_DESTRUCTURE = re.compile(r"\{([^}]*)\}\s*=\s*process\.env\b")
+_NODE_LOCAL = re.compile(r"(?:require\(\s*|from\s+|import\s+)[\"'](\.{1,2}/[^\"']+)[\"']")
+_NODE_DEFAULT = re.compile(r"\s*(?:\|\||\?\?)\s*[\"']([^\"'\n]*)[\"']")
+_NODE_ALIAS = re.compile(r"(?:const|let|var)\s+(\w+)\s*=\s*process\.env\.([A-Za-z_]\w*)")
+_NODE_BUCKET = re.compile(r"BucketName\s*:\s*(?:process\.env\.([A-Za-z_]\w*)|[\"']([^\"']+)[\"']|(\w+))")
+_NODE_WAV = re.compile(r"[\"'`]([^\"'`\s]+\.wav)[\"'`]", re.IGNORECASE)
+
+
+def node_files(entry: list[Path]) -> list[Path]:
+    """The handler files and the local modules they require/import (``./x``, ``../lib/y``)."""
+    todo, seen = list(entry), list[Path]()
+    while todo and len(seen) < 200:
+        file = todo.pop(0).resolve()
+        if file in seen or not file.is_file():
+            continue
+        seen.append(file)
+        text = file.read_text(errors="replace")
+        for m in _NODE_LOCAL.finditer(text):
+            base = file.parent / m.group(1)
+            for path in (base, *(base.with_name(base.name + s) for s in NODE_SUFFIXES),
+                         *(base / f"index{s}" for s in NODE_SUFFIXES)):
+                if path.is_file():
+                    todo.append(path)
+                    break
+    return seen
+
+
+def scan_node_handler(candidate: Candidate) -> Scan:
+    """Scan a Node.js handler and the local modules it requires/imports (regular expressions, not a parser)."""
+    scan = Scan()
+    for file in node_files([candidate.file]):
+        scan.files.append(file)
+        text = file.read_text(errors="replace")
+        hits = [(m.group(1) or m.group(2), m.end()) for m in _NODE_ENV.finditer(text)]
+        for m in _NODE_ENV_DESTRUCTURE.finditer(text):
+            for raw in m.group(1).split(","):
+                name = re.split(r"\s*[:=]\s*", raw.strip())[0]
+                if re.fullmatch(r"[A-Za-z_]\w*", name):
+                    hits.append((name, m.start()))
+        for name, end in sorted(hits, key=lambda h: h[1]):
+            d = _NODE_DEFAULT.match(text, end)
+            where = f"{file.name}:{text.count(chr(10), 0, end) + 1}"
+            known = scan.env.get(name)
+            if known is None:
+                scan.env[name] = EnvRead(name, d.group(1) if d else None, False, False, where)
+            elif known.default is None and d:
+                known.default = d.group(1)
+        aliases = {m.group(1): m.group(2) for m in _NODE_ALIAS.finditer(text)}
+        for m in _NODE_BUCKET.finditer(text):
+            if m.group(1) or (m.group(3) and m.group(3) in aliases):
+                scan.bucket_vars.setdefault(m.group(1) or aliases[m.group(3)], "audio")
+            elif m.group(2):
+                scan.bucket_literals.setdefault(m.group(2), "audio")
+        for m in _NODE_WAV.finditer(text):
+            if m.group(1) not in scan.wav_keys:
+                scan.wav_keys.append(m.group(1))
+    for name in scan.env:
+        if "BUCKET" in name.upper():
+            scan.bucket_vars.setdefault(name, "")
+    return scan
 
 
 # --------------------------------------------------------------------------- static scan
@@ -524,8 +602,19 @@ def _q(value: str) -> str:
 
 def render_config(*, name: str, app_id: str, rule_id: str, number: str, port: int, target: str, why: str,
                   python_path: str, environment: dict[str, str], env_notes: dict[str, str],
-                  buckets: dict[str, str], source: str) -> str:
+                  buckets: dict[str, str], source: str, runtime: str = "python") -> str:
     lambda_spelling = target.replace(":", ".")
+    if runtime == "nodejs":
+        handler_lines = (f"type: nodejs                   # runs in Node.js workers, as on Lambda's nodejs20.x\n"
+                         f"      target: {target}{' ' * max(1, 23 - len(target))}# Lambda's Handler (found: {why})\n"
+                         f"      code_dir: {_q(python_path)}{' ' * max(1, 21 - len(_q(python_path)))}"
+                         "# the folder Lambda would have at /var/task")
+    else:
+        handler_lines = (f"type: python\n"
+                         f"      target: {target}{' ' * max(1, 23 - len(target))}# Lambda's \"{lambda_spelling}\", "
+                         f"with a colon (found: {why})\n"
+                         f"      python_path:                   # the folder Lambda would have at /var/task\n"
+                         f"        - {_q(python_path)}")
     env_lines = "\n".join(f"        {k}: {_q(v)}" + (f"   # {env_notes[k]}" if env_notes.get(k) else "")
                           for k, v in environment.items()) or "        {}"
     env_block = "environment:\n" + env_lines if environment else "environment: {}"
@@ -572,10 +661,7 @@ sip_media_applications:              # the Lambda: handler, environment
     name: {_q(name)}{' ' * max(1, 27 - len(_q(name)))}# AWS_LAMBDA_FUNCTION_NAME, function_name in logs
     aws_region: us-east-1            # AWS_REGION of the handler, AwsRegion in events
     handler:
-      type: python
-      target: {target}{' ' * max(1, 23 - len(target))}# Lambda's "{lambda_spelling}", with a colon (found: {why})
-      python_path:                   # the folder Lambda would have at /var/task
-        - {_q(python_path)}
+      {handler_lines}
       {env_block}
 
 sip_rules:                           # calls to the number go to the application
@@ -631,26 +717,28 @@ def _env(value: str) -> tuple[str, str]:
     return name, val
 
 
-def _node_refusal(found: list[str]) -> InitError:
-    listing = "\n".join(f"  {f}" for f in found[:10])
-    return InitError(
-        "chimevoice: this is a Node.js handler:\n" + listing + "\n"
-        "chimevoice runs Python handlers only for now (Node.js support is planned); no configuration was "
-        "written.\nOptions: port the handler to Python (same event and action JSON), or keep it on AWS Lambda "
-        "and point chimevoice at it with `handler: {type: lambda, target: FUNCTION-NAME-OR-ARN}` "
-        "(docs/configuration.md).")
+def _node_refusal(name: str) -> InitError:
+    return InitError(f"chimevoice: no Node.js handler found in {name}: no exports.handler = ... or "
+                     "export const handler (name it: chimevoice init --handler FILE.js:EXPORT)")
 
 
 def choose_handler(path: Path, function: str | None, asker: Asker, out: TextIO) -> tuple[Candidate, TemplateHints]:
     hints = read_templates(path if path.is_dir() else path.parent)
     if path.suffix in NODE_SUFFIXES:
-        raise _node_refusal(node_handlers(path, hints) or [path.name])
+        found = node_handlers(path, hints)
+        if function:                  # FILE.js:EXPORT names any export, not only a *handler one
+            text = path.read_text(errors="replace")
+            exported = {g for m in _NODE_EXPORT.finditer(text) for g in m.groups() if g}
+            found = [f"{path.name}: exports.{function}"] if function in exported else []
+        if not found:
+            raise _node_refusal(path.name)
+        return node_candidate(path, found), hints
     candidates = find_candidates(path, hints, function)
     hinted_node = [h for h in hints.handlers if any(r.startswith("nodejs") for r in hints.runtimes)]
     if not candidates or (hinted_node and candidates[0].score < 1000):
         node = node_handlers(path, hints)
         if node:
-            raise _node_refusal(node)
+            return node_candidate(path, node), hints
         what = f"function {function!r}" if function else "handler(event, context) or lambda_handler(event, context)"
         raise InitError(f"chimevoice: no Python handler found in {path}: no top-level {what}"
                         + (f" (template Handler: {', '.join(hints.handlers)})" if hints.handlers else "")
@@ -706,11 +794,17 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO) -> int:
         raise InitError(f"chimevoice: {args.output} exists; use --force to overwrite it (or --output another file)")
 
     candidate, hints = choose_handler(path, function, asker, out)
-    out.write(f"Handler: {_show(candidate.file)}, function {candidate.function} ({candidate.why})\n")
-    out.write(f"  target:      {candidate.target}   (Lambda's {candidate.target.replace(':', '.')}, "
-              "written module:function)\n")
-    out.write(f"  python_path: {_show(candidate.root)}\n")
-    scan = scan_handler(candidate)
+    node = candidate.runtime == "nodejs"
+    out.write(f"Handler: {_show(candidate.file)}, {'export' if node else 'function'} {candidate.function} "
+              f"({candidate.why})\n")
+    if node:
+        out.write(f"  target:      {candidate.target}   (type: nodejs)\n")
+        out.write(f"  code_dir:    {_show(candidate.root)}\n")
+    else:
+        out.write(f"  target:      {candidate.target}   (Lambda's {candidate.target.replace(':', '.')}, "
+                  "written module:function)\n")
+        out.write(f"  python_path: {_show(candidate.root)}\n")
+    scan = scan_node_handler(candidate) if node else scan_handler(candidate)
     if len(scan.files) > 1:
         out.write(f"  scanned with the modules it imports: {', '.join(_show(f) for f in scan.files[1:])}\n")
 
@@ -829,7 +923,8 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO) -> int:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", (path if path.is_dir() else candidate.root).name).strip("-") or "lambda"
     text = render_config(name=name, app_id=str(uuid.uuid4()), rule_id=str(uuid.uuid4()), number=args.number,
                          port=args.port, target=candidate.target, why=candidate.why, python_path=python_path,
-                         environment=environment, env_notes=notes, buckets=buckets, source=raw)
+                         environment=environment, env_notes=notes, buckets=buckets, source=raw,
+                         runtime=candidate.runtime)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     out.write(f"Wrote {args.output}\n")

@@ -1,9 +1,12 @@
 """lambda_bridge: invoke a SIP media application's handler with an event.
 
-Three handler types share one deadline/retry policy (:mod:`lambda_bridge.policy`):
+Four handler types share one deadline/retry policy (:mod:`lambda_bridge.policy`):
 
 * ``python``: a Lambda-style ``handler(event, context)`` run in a pool of
   worker processes per application (:mod:`lambda_bridge.python_invoker`);
+* ``nodejs``: a Lambda-style ``exports.handler = async (event, context)`` (or
+  callback style) in a pool of Node.js worker processes
+  (:mod:`lambda_bridge.node_invoker`; both runtimes share :mod:`lambda_bridge.pool`);
 * ``http``: a JSON webhook (:mod:`lambda_bridge.http_invoker`);
 * ``lambda``: a real AWS Lambda function through boto3
   (:mod:`lambda_bridge.lambda_invoker`).
@@ -60,6 +63,10 @@ def create_invoker(cfg: HandlerConfig, *, logger: _Any = None) -> Invoker:
         from .python_invoker import PythonInvoker
 
         return PythonInvoker(cfg, logger)
+    if cfg.type == "nodejs":
+        from .node_invoker import NodeInvoker
+
+        return NodeInvoker(cfg, logger)
     if cfg.type == "http":
         from .http_invoker import HttpInvoker
 

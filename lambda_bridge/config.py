@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-HANDLER_TYPES = ("python", "http", "lambda")
+HANDLER_TYPES = ("python", "nodejs", "http", "lambda")
 
 
 @dataclass(frozen=True)
 class HandlerConfig:
     """How to invoke one SIP media application's handler.
 
-    ``type``      ``"python"`` (a Lambda-style Python function run in worker
-                  processes), ``"http"`` (a JSON webhook) or ``"lambda"``
+    ``type``      ``"python"`` or ``"nodejs"`` (a Lambda-style function run in
+                  worker processes), ``"http"`` (a JSON webhook) or ``"lambda"``
                   (a real AWS Lambda function invoked with boto3).
     ``target``    python: ``"package.module:function"`` (Lambda's
-                  ``"module.function"`` spelling is accepted too); http: the
+                  ``"module.function"`` spelling is accepted too); nodejs:
+                  Lambda's ``"file.export"`` (``"index.handler"``,
+                  ``"src/app.handler"``) or ``"file.ts:export"``; http: the
                   URL; lambda: function name, partial or full ARN.
+    ``code_dir``  nodejs: the task root the file is relative to (default: the
+                  daemon's working directory).
     """
 
     type: str
@@ -34,6 +38,7 @@ class HandlerConfig:
     memory_limit_mb: int = 256
     endpoint_url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    code_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in HANDLER_TYPES:
@@ -56,6 +61,8 @@ class HandlerConfig:
             raise ValueError(f"memory_limit_mb must be > 0, got {self.memory_limit_mb!r}")
         if self.type == "python":
             split_python_target(self.target)  # raises ValueError when malformed
+        if self.type == "nodejs":
+            split_node_target(self.target)
         if self.type == "http" and not self.target.startswith(("http://", "https://")):
             raise ValueError(f"http handler target must be an http(s) URL, got {self.target!r}")
         # Normalise containers: YAML gives lists and may give non-string
@@ -92,3 +99,22 @@ def split_python_target(target: str) -> tuple[str, str]:
             f"python handler target must look like 'package.module:function', got {target!r}"
         )
     return module, func
+
+
+def split_node_target(target: str) -> tuple[str, str]:
+    """Lambda's ``"dir/file.export"`` (the export may be nested: ``file.a.b``) or
+    ``"dir/file.ts:export"`` -> (file, export path); the file has no suffix in Lambda's spelling."""
+    target = target.strip()
+    if ":" in target:
+        file, _, export = target.rpartition(":")
+    else:
+        head, slash, base = target.rpartition("/")
+        name, dot, export = base.partition(".")
+        file = f"{head}{slash}{name}" if dot else ""
+    file, export = file.strip(), export.strip()
+    if not file or not export or file.endswith("/") or export.startswith(".") or export.endswith("."):
+        raise ValueError(
+            f"nodejs handler target must look like Lambda's 'file.export' (index.handler) or "
+            f"'file.ts:export', got {target!r}"
+        )
+    return file, export

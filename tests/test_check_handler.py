@@ -128,14 +128,15 @@ def test_node_handler_v2_and_v3(tmp_path: Path, capsys: pytest.CaptureFixture[st
         """)
     (tmp_path / "lib").mkdir()
     _write(tmp_path / "lib", "speech.js", """\
-        import { PollyClient, SynthesizeSpeechCommand } from "@aws-sdk/client-polly";
+        const { PollyClient, SynthesizeSpeechCommand } = require("@aws-sdk/client-polly");
         const { VOICE } = process.env;
-        export function speak(row, obj) { return new SynthesizeSpeechCommand({ VoiceId: VOICE }); }
+        exports.speak = function speak(row, obj) { return new SynthesizeSpeechCommand({ VoiceId: VOICE }); };
         """)
     status, out = _run([str(tmp_path), "--json"], capsys)
     assert status == 0, out
     report = json.loads(out)
-    assert report["language"] == "node" and report["loaded"] is None
+    assert report["language"] == "node" and report["loaded"] is True    # loaded in a Node worker, not invoked
+    assert report["handler"]["target"] == "index.handler"
     rows = {(r["service"], r["operation"]): r for r in report["aws"]}
     assert set(rows) == {("dynamodb", "GetItem"), ("s3", "GetObject"), ("polly", "SynthesizeSpeech")}
     assert rows[("dynamodb", "GetItem")]["where"] == ["index.js:8"]
@@ -145,7 +146,13 @@ def test_node_handler_v2_and_v3(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert {e["name"] for e in report["environment"]} == {"TABLE_NAME", "PROMPTS", "VOICE"}
     status, text = _run([str(tmp_path / "index.js")], capsys)
     assert status == 0
-    assert "cannot run Node.js handlers yet" in text and "dynamodb  GetItem" in text
+    assert "Load: OK" in text and "dynamodb  GetItem" in text
+    assert "type: nodejs, target: index.handler" in text
+    # a Node handler that does not load is a failure, as a Python one is
+    _write(tmp_path, "index.js", "const missing = require('./nowhere');\nexports.handler = async () => ({});\n")
+    status, text = _run([str(tmp_path / "index.js")], capsys)
+    assert status == 1 and "Load: FAILED: Runtime.ImportModuleError: Error: Cannot find module './nowhere'" in text
+    assert "raised at" in text and "index.js:1" in text
 
 
 def test_v2_clients_and_served_table() -> None:

@@ -601,3 +601,29 @@ def test_verify_server_is_for_tls_listeners_only() -> None:
     text = VALID.replace("sip:\n  listeners:\n",
                          "sip:\n  listeners:\n    - {transport: udp, port: 5070, verify_server: true}\n", 1)
     assert_error(errors(text), "test.yaml:", "verify_server", "tls listeners only")
+
+def test_nodejs_handlers() -> None:
+    def handler(text: str) -> HandlerSpec:
+        return parse_config(text, base_dir=Path("/srv/cfg"), source="test.yaml").sip_media_applications[0].handler
+
+    node = replace_line(replace_line(VALID, 17, "type: nodejs"), 18, "target: index.handler")
+    spec = handler(node)
+    assert (spec.type, spec.target, spec.code_dir) == ("nodejs", "index.handler", None)
+    # Lambda's runtime names, as a key of their own or as the type
+    runtime = replace_line(replace_line(VALID, 17, "runtime: nodejs20.x"), 18, "target: src/app.handler\n"
+                           "      code_dir: ./functions/ivr")
+    spec = handler(runtime)
+    assert (spec.type, spec.target, spec.code_dir) == ("nodejs", "src/app.handler", Path("/srv/cfg/functions/ivr"))
+    assert handler(replace_line(node, 17, "type: nodejs18.x")).type == "nodejs"
+    assert handler(replace_line(VALID, 17, "runtime: python3.12")).type == "python"
+    assert handler(replace_line(node, 18, "target: src/index.ts:handler")).target == "src/index.ts:handler"
+    clash = replace_line(VALID, 17, "type: python\n      runtime: nodejs20.x")
+    assert_error(errors(clash), "test.yaml:18: sip_media_applications[0].handler.runtime: ", "does not match")
+    assert_error(errors(replace_line(node, 18, "target: index")), "test.yaml:18: sip_media_applications[0]"
+                 ".handler.target: ", "Lambda's 'file.export'")
+    assert_error(errors(replace_line(node, 18, "target: index.js.handler")), "test.yaml:18: ",
+                 "write index.handler (or index.js:handler)")
+    assert_error(errors(replace_line(VALID, 18, "target: pkg.module:handler\n      code_dir: x")),
+                 "test.yaml:19: sip_media_applications[0].handler.code_dir: ", "applies to nodejs handlers only")
+    assert_error(errors(replace_line(node, 18, "target: index.handler\n      python_path: [x]")),
+                 "test.yaml:19: sip_media_applications[0].handler.python_path: ", "applies to python handlers only")

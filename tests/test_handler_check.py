@@ -100,3 +100,34 @@ def test_a_worker_that_exits_during_import_is_reported_with_its_last_output(tmp_
     cfg = HandlerConfig(type="python", target="quits:handler", function_name="quits", python_path=(str(tmp_path),))
     problem = asyncio.run(check_python_handler(cfg, timeout_s=5.0))
     assert problem == "the worker exited while loading the handler: exit status 3; last output: no database"
+
+
+def test_check_config_loads_node_handlers_too(tmp_path):
+    """A nodejs handler is loaded once in a Node worker: a missing file or export, code that throws at
+    load time or a TypeScript file that does not bundle is an error on the target's line, with file:line."""
+    node_dir = ROOT / "tests" / "lambda_bridge" / "node_handlers"
+    targets = ["basic.handler", "nowhere.handler", "esm_handler.handlr", "init_throws.handler", "ts/broken.handler",
+               "ts/index.handler"]
+    d = Daemon(tmp_path, free_port())
+    path = d.write_config([{"id": APPS[i % 5] if i < 5 else "dddddddd-0000-4000-8000-000000000009",
+                            "name": f"node{i}", "handler": {"type": "nodejs", "target": t, "code_dir": str(node_dir)}}
+                           for i, t in enumerate(targets)])
+    text = path.read_text().splitlines()
+
+    def line_of(target: str) -> int:
+        return text.index(f"    target: {target}") + 1
+
+    res = cli("check-config", str(path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.splitlines() == [
+        "chimevoice: invalid configuration",
+        f"{path}:{line_of('nowhere.handler')}: sip_media_applications[1].handler.target: "
+        f"Runtime.ImportModuleError: Error: Cannot find module 'nowhere' (task root: {node_dir})",
+        f"{path}:{line_of('esm_handler.handlr')}: sip_media_applications[2].handler.target: "
+        "Runtime.HandlerNotFound: esm_handler.handlr is undefined or not exported (did you mean 'handler'? "
+        f"({node_dir}/esm_handler.mjs exports handler))",
+        f"{path}:{line_of('init_throws.handler')}: sip_media_applications[3].handler.target: "
+        f"Error: TABLE_NAME is not set (raised at {node_dir}/init_throws.js:3)",
+        f"{path}:{line_of('ts/broken.handler')}: sip_media_applications[4].handler.target: "
+        f"esbuild could not bundle the handler: {node_dir}/ts/broken.ts:1:24: Could not resolve \"./lib/missing\"",
+    ], res.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -77,9 +78,44 @@ def sample_lambda(folder: Path) -> Path:
     return folder
 
 
+SAMPLE_NODE_INDEX = """\
+// Welcome IVR in Node.js, as in the Amazon Chime SDK PSTN audio samples.
+exports.handler = async (event, context) => {
+  const eventType = event.InvocationEventType;
+  console.log('RECV', eventType);
+  const callId = event.CallDetails.Participants[0].CallId;
+  let actions = [];
+  if (eventType === 'NEW_INBOUND_CALL') {
+    actions = [{
+      Type: 'PlayAudio',
+      Parameters: {
+        CallId: callId,
+        AudioSource: {
+          Type: 'S3', BucketName: process.env.WELCOME_BUCKET, Key: process.env.GREETING_KEY || 'welcome.wav',
+        },
+      },
+    }];
+  } else if (eventType === 'ACTION_SUCCESSFUL' || eventType === 'ACTION_FAILED') {
+    actions = [{ Type: 'Hangup', Parameters: { CallId: callId, SipResponseCode: '0' } }];
+  }
+  return { SchemaVersion: '1.0', Actions: actions };
+};
+"""
+
+
+def sample_node_lambda(folder: Path) -> Path:
+    """The same sample for the Node.js runtime: index.js, template.yaml (Runtime: nodejs20.x), prompts/."""
+    sample_lambda(folder)
+    (folder / "index.py").unlink()
+    (folder / "index.js").write_text(SAMPLE_NODE_INDEX)
+    (folder / "template.yaml").write_text(SAMPLE_TEMPLATE.replace("python3.11", "nodejs20.x"))
+    return folder
+
+
 def chimevoice(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    # PYTHONPATH: the chimevoice of this checkout, whatever cwd is
     return subprocess.run([sys.executable, "-m", "chimevoice", *args], capture_output=True, text=True,
-                          input=stdin, timeout=timeout, cwd=cwd)
+                          input=stdin, timeout=timeout, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def test_init_yes_writes_a_config_that_check_config_accepts(tmp_path):
@@ -128,16 +164,20 @@ def test_init_a_handler_file_with_options(tmp_path):
     assert "sip:+442071838750@127.0.0.1:5999" in res.stdout
 
 
-def test_node_handler_is_refused_with_a_clear_message(tmp_path):
-    node = tmp_path / "node-ivr"
-    node.mkdir()
-    (node / "index.js").write_text('exports.handler = async (event, context) => {\n'
-                                   '  return { SchemaVersion: "1.0", Actions: [] };\n};\n')
+def test_node_handler_gets_a_nodejs_application(tmp_path):
+    sample_node_lambda(tmp_path / "node-ivr")
     res = chimevoice("init", "--handler", "node-ivr", "--yes", "-o", "cv.yaml", cwd=tmp_path)
-    assert res.returncode == 1
-    assert "Node.js handler" in res.stderr and "index.js: exports.handler" in res.stderr
-    assert "Python handlers only" in res.stderr and "type: lambda" in res.stderr
-    assert not (tmp_path / "cv.yaml").exists()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Handler: node-ivr/index.js, export handler" in res.stdout
+    cfg = yaml.safe_load((tmp_path / "cv.yaml").read_text())
+    handler = cfg["sip_media_applications"][0]["handler"]
+    assert handler["type"] == "nodejs" and handler["target"] == "index.handler"
+    assert (tmp_path / handler["code_dir"]).resolve() == (tmp_path / "node-ivr").resolve()
+    assert handler["environment"]["GREETING_KEY"] == "welcome.wav"          # the code's default
+    bucket = handler["environment"]["WELCOME_BUCKET"]
+    assert cfg["buckets"] == {bucket: f"var/buckets/{bucket}"}
+    assert (tmp_path / "var" / "buckets" / bucket / "welcome.wav").is_file()
+    assert "OK (1 voice connectors, 1 SIP media applications" in res.stdout + res.stderr    # checked: it loads
 
 
 def test_existing_output_is_refused_without_force(tmp_path):
@@ -277,8 +317,9 @@ def test_scan_finds_buckets_keys_and_variables_in_imported_modules(tmp_path):
 
 
 @pytest.mark.sip
-def test_generated_config_answers_a_call_and_plays_the_prompt(tmp_path):
-    sample_lambda(tmp_path / "welcome-ivr")
+@pytest.mark.parametrize("make_sample", [sample_lambda, sample_node_lambda], ids=["python", "nodejs"])
+def test_generated_config_answers_a_call_and_plays_the_prompt(tmp_path, make_sample):
+    make_sample(tmp_path / "welcome-ivr")
     port = free_port()
     res = chimevoice("init", "--handler", "welcome-ivr", "--yes", "--port", str(port), cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -286,7 +327,8 @@ def test_generated_config_answers_a_call_and_plays_the_prompt(tmp_path):
     with open(log, "w") as err:
         daemon = subprocess.Popen([sys.executable, "-m", "chimevoice", "run", "-c", "chimevoice.yaml",
                                    "--drain-seconds", "1", "--log-format", "json"],
-                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.monotonic() + 20
         while '"chimevoice_ready"' not in log.read_text():

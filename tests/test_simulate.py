@@ -129,3 +129,21 @@ def test_a_real_sip_call_of_the_same_script_gives_the_same_event_sequence(tmp_pa
     assert [(e["InvocationEventType"], e.get("ActionData", {}).get("Type")) for e in real] == simulated
     assert simulated == [("NEW_INBOUND_CALL", None), ("ACTION_SUCCESSFUL", "PlayAudioAndGetDigits"),
                          ("DIGITS_RECEIVED", "ReceiveDigits"), ("HANGUP", "Hangup")]
+
+
+def test_a_node_application_simulates_too(tmp_path):
+    """The simulator runs an application's own handler, whatever its runtime: here a Node.js one."""
+    if shutil.which("node") is None:
+        pytest.fail("node (Node.js 20) is required; run scripts/bootstrap")
+    d = Daemon(tmp_path, free_port())
+    (tmp_path / "events").mkdir()
+    node_dir = Path(__file__).parent / "node_handlers"
+    cfg = d.write_config([{"id": APP_A, "name": "greeter", "handler": {
+        "type": "nodejs", "target": "calls.greeter", "code_dir": str(node_dir),
+        "environment": {"EVENTS_DIR": str(tmp_path / "events"), "PROMPT_BUCKET": "prompts"}}}])
+    write_tone(d.prompts / "tone1000.wav", 1000, 1.0)
+    script = write_script(tmp_path / "s.yaml", {"application": "greeter",
+                                                "call": {"from": "+15105550101", "to": "+15550100000"}})
+    trace = run_sim(cfg, script)
+    assert sequence(trace) == [("NEW_INBOUND_CALL", None), ("HANGUP", "Hangup")]
+    assert [a["Type"] for a in trace[0]["reply"]["Actions"]] == ["Pause", "PlayAudio", "Pause", "Hangup"]

@@ -9,6 +9,7 @@ import pytest
 from lambda_bridge import HandlerConfig, create_invoker
 
 HANDLERS_DIR = Path(__file__).parent / "handlers"
+NODE_HANDLERS_DIR = Path(__file__).parent / "node_handlers"
 
 
 class ListLogger:
@@ -52,7 +53,9 @@ async def make_invoker(logger):
     def factory(**kw: Any):
         log = kw.pop("logger", logger)
         kw.setdefault("function_name", "test-fn")
-        if kw.get("type", "python") == "python":
+        if kw.get("type") == "nodejs":
+            kw.setdefault("code_dir", str(NODE_HANDLERS_DIR))
+        elif kw.get("type", "python") == "python":
             kw.setdefault("type", "python")
             kw.setdefault("python_path", (str(HANDLERS_DIR),))
         cfg = HandlerConfig(**kw)

@@ -1,0 +1,2 @@
+import { nothing } from './lib/missing';
+export const handler = async () => nothing;
