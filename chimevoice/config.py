@@ -282,12 +282,14 @@ class AwsLocalConfig:
     handlers get."""
 
     enabled: bool = False
-    dynamodb_listen: tuple[str, int] = ("127.0.0.1", 8000)
-    s3_listen: tuple[str, int] = ("127.0.0.1", 9000)
+    dynamodb_listen: tuple[str, int] = ("127.0.0.1", 4567)
+    s3_listen: tuple[str, int] = ("127.0.0.1", 4568)
+    polly_listen: tuple[str, int] = ("127.0.0.1", 4569)
     access_key_id: str = "chimevoice"
     """The credentials handlers get (when the API is off) and the S3 endpoint accepts."""
     secret_access_key: str = field(default="chimevoice-local-secret", repr=False)
     tables: tuple[DynamoTable, ...] = ()
+    """(``polly_listen``: SynthesizeSpeech / DescribeVoices by chimevoice's own text-to-speech.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -687,7 +689,7 @@ def _bucket_name_problem(name: str) -> str | None:
 
 _TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "pstn", "buckets",
              "bots", "speech", "api", "aws_local")
-_AWS_LOCAL_KEYS = ("enabled", "dynamodb", "s3", "access_key_id", "secret_access_key")
+_AWS_LOCAL_KEYS = ("enabled", "dynamodb", "s3", "polly", "access_key_id", "secret_access_key")
 _DYNAMODB_KEYS = ("listen", "tables")
 _S3_KEYS = ("listen",)
 _TABLE_KEYS = ("name", "hash_key", "hash_key_type", "range_key", "range_key_type", "items")
@@ -1420,18 +1422,22 @@ class _Checker:
         enabled = fields.get("enabled", _bool, True)
         dynamodb = fields.get("dynamodb", self.aws_dynamodb, (default.dynamodb_listen, ()))
         s3 = fields.get("s3", self.aws_s3, default.s3_listen)
+        polly = fields.get("polly", self.aws_polly, default.polly_listen)
         key_id = fields.get("access_key_id", _text, default.access_key_id)
         if key_id is not INVALID and not _ACCESS_KEY_ID.fullmatch(key_id):
             self.error(_join(path, "access_key_id"), fields.node("access_key_id"), "use 1 to 128 letters, digits and _")
             key_id = INVALID
         secret = fields.get("secret_access_key", _text, default.secret_access_key)
-        if not _ok(enabled, dynamodb, s3, key_id, secret):
+        if not _ok(enabled, dynamodb, s3, polly, key_id, secret):
             return INVALID
-        if dynamodb[0] == s3:
-            self.error(_join(_join(path, "s3"), "listen"), fields.node("s3"),
-                       "same address and port as dynamodb.listen")
-            return INVALID
-        return AwsLocalConfig(enabled, dynamodb[0], s3, key_id, secret, dynamodb[1])
+        seen: dict[tuple[str, int], str] = {}
+        for name, address in (("dynamodb", dynamodb[0]), ("s3", s3), ("polly", polly)):
+            if address in seen:
+                self.error(_join(_join(path, name), "listen"), fields.node_or_parent(name),
+                           f"same address and port as {seen[address]}.listen")
+                return INVALID
+            seen[address] = name
+        return AwsLocalConfig(enabled, dynamodb[0], s3, polly, key_id, secret, dynamodb[1])
 
     def aws_dynamodb(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _DYNAMODB_KEYS)
@@ -1456,6 +1462,12 @@ class _Checker:
         if fields is None:
             return INVALID
         return fields.get("listen", self.listen_address, AwsLocalConfig().s3_listen)
+
+    def aws_polly(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _S3_KEYS)
+        if fields is None:
+            return INVALID
+        return fields.get("listen", self.listen_address, AwsLocalConfig().polly_listen)
 
     def dynamo_table(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _TABLE_KEYS)

@@ -109,8 +109,17 @@ class Daemon:
         endpoint = SipEndpoint(endpoint_settings(cfg), post_sip, on_audio=media.on_audio)
         manager.sip = endpoint
         manager.media = media
+        polly = None
         if aws is not None:
             manager.object_written = aws.object_written
+            from .api.polly import PollyServer
+            polly = PollyServer(manager.prompts.speech, aws.keys, cfg.aws_local.polly_listen)
+            try:
+                await polly.start()
+            except OSError as exc:
+                log.error("aws_local_start_failed", error=f"polly: {exc}")
+                await aws.stop()
+                return 1
         media.start()
         try:
             endpoint.start()
@@ -119,6 +128,8 @@ class Daemon:
             for inv in invokers.values():
                 await inv.close()
             media.stop()
+            if polly is not None:
+                await polly.stop()
             if aws is not None:
                 await aws.stop()
             return 1
@@ -145,6 +156,8 @@ class Daemon:
         await loop.run_in_executor(None, media.stop)      # open recordings are closed and fsynced
         for inv in invokers.values():
             await inv.close()
+        if polly is not None:
+            await polly.stop()
         if aws is not None:
             await aws.stop()                              # after the handlers that use it
         log.info("stopped", calls_total=self.metrics.counter("calls_total"))

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import boto3
+import numpy as np
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from chimevoice.media.analysis import dominant_frequency
 from chimevoice.media.audio import read_pcm
@@ -32,6 +34,7 @@ KEY_ID, SECRET = "testkey", "test-secret-for-aws-local"
 TABLE = "CallState"
 PROMPT_KEY = "greetings/welcome.wav"
 SOURCE = HANDLERS / "aws_callstate"
+TTS_TEXT = "Please leave a message after the tone."
 
 
 def _pip_target(directory: Path, requirement: str) -> None:
@@ -60,14 +63,14 @@ def aws(tmp_path_factory):
              for rule in number_rules([number], app_id, f"{app_id[:8]}-0000-4000-8001", app_id[:8])]
     path = d.write_config(apps, rules=rules, numbers=list(NUMBERS.values()))
     cfg = yaml.safe_load(path.read_text())
-    d.dynamodb_port, d.s3_port = free_port(), free_port()
+    d.dynamodb_port, d.s3_port, d.polly_port = free_port(), free_port(), free_port()
     cfg["aws_local"] = {
         "access_key_id": KEY_ID, "secret_access_key": SECRET,
         "dynamodb": {"listen": f"127.0.0.1:{d.dynamodb_port}", "tables": [
             {"name": TABLE, "hash_key": "TransactionId",
-             "items": [{"TransactionId": "config", "prompt_key": PROMPT_KEY, "calls": 0,
+             "items": [{"TransactionId": "config", "prompt_key": PROMPT_KEY, "calls": 0, "tts_text": TTS_TEXT,
                         "languages": ["en-US", "de-DE"], "limits": {"max_seconds": 1.5}}]}]},
-        "s3": {"listen": f"127.0.0.1:{d.s3_port}"}}
+        "s3": {"listen": f"127.0.0.1:{d.s3_port}"}, "polly": {"listen": f"127.0.0.1:{d.polly_port}"}}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     d.start(timeout=300)                       # the first run installs the requirements.txt
     yield d
@@ -75,7 +78,7 @@ def aws(tmp_path_factory):
 
 
 def _client(d: Daemon, service: str):
-    port = d.dynamodb_port if service == "dynamodb" else d.s3_port
+    port = {"dynamodb": d.dynamodb_port, "s3": d.s3_port, "polly": d.polly_port}[service]
     return boto3.client(service, endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                         aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
 
@@ -91,9 +94,9 @@ def _transactions(d: Daemon) -> dict[str, dict]:
 
 def _call_and_get_item(d: Daemon, app_id: str, tmp_path: Path) -> tuple[dict, dict, Path]:
     before = set(_transactions(d))
-    tone = write_tone(tmp_path / "caller-1000.wav", 1000, 10.0)
+    tone = write_tone(tmp_path / "caller-1000.wav", 1000, 15.0)
     heard = tmp_path / "heard.wav"
-    res = d.call(user=NUMBERS[app_id], play=tone, record=heard, max_seconds=15)
+    res = d.call(user=NUMBERS[app_id], play=tone, record=heard, max_seconds=20)
     assert res["answered"], res
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -135,6 +138,11 @@ def test_handler_keeps_state_in_dynamodb_plays_from_s3_and_records_to_s3(aws, pr
     # S3 -> PlayAudio: the caller heard the 700 Hz prompt the test uploaded with boto3
     x, rate = read_pcm(heard)
     assert abs(dominant_frequency(x[int(0.2 * rate):int(1.2 * rate)].astype(float), rate) - 700) < 15
+    # Polly -> S3 -> PlayAudio: after the prompt, the caller heard the speech the handler synthesized
+    assert item["tts_bytes"] > 8000
+    speech = x[int(1.7 * rate):int(1.7 * rate) + int(item["tts_bytes"]) // 2].astype(float)
+    assert np.sqrt(np.mean(speech ** 2)) > 300
+    assert abs(dominant_frequency(speech, rate) - 700) > 50
     # RecordAudio -> S3: the handler's head_object saw the object at once, boto3 reads it
     body = _client(aws, "s3").get_object(Bucket="prompts", Key=item["recording_key"])["Body"].read()
     assert len(body) == item["recording_bytes"] and item["recording_key"].startswith("voicemail/")
@@ -142,6 +150,24 @@ def test_handler_keeps_state_in_dynamodb_plays_from_s3_and_records_to_s3(aws, pr
     rec, rec_rate = read_pcm(tmp_path / "voicemail.wav")
     assert abs(dominant_frequency(rec[2000:10000].astype(float), rec_rate) - 1000) < 15
     assert (aws.prompts / item["recording_key"]).read_bytes() == body
+
+
+def test_polly_endpoint_speaks_with_the_local_text_to_speech(aws):
+    polly = _client(aws, "polly")
+    voices = polly.describe_voices(LanguageCode="en-US")["Voices"]
+    assert "Joanna" in {v["Id"] for v in voices} and all(v["LanguageCode"] == "en-US" for v in voices)
+    out = polly.synthesize_speech(Text="Hello from chimevoice.", OutputFormat="mp3", VoiceId="Joanna")
+    assert out["ContentType"] == "audio/mpeg" and out["AudioStream"].read()[:3] == b"ID3"
+    pcm = polly.synthesize_speech(Text="Hello.", OutputFormat="pcm", VoiceId="Joanna")["AudioStream"].read()
+    assert len(pcm) > 16000 * 2 * 0.3                     # pcm defaults to 16 kHz
+    with pytest.raises(ClientError) as bad_rate:
+        polly.synthesize_speech(Text="Hello.", OutputFormat="pcm", SampleRate="22050", VoiceId="Joanna")
+    assert bad_rate.value.response["Error"]["Code"] == "InvalidSampleRateException"
+    wrong_key = boto3.client("polly", endpoint_url=f"http://127.0.0.1:{aws.polly_port}", region_name="eu-west-1",
+                             aws_access_key_id=KEY_ID, aws_secret_access_key="not-the-secret-at-all")
+    with pytest.raises(ClientError) as denied:
+        wrong_key.describe_voices()
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
 @pytest.mark.parametrize("app_id", [APP_BUNDLED, APP_REQUIREMENTS], ids=["bundled", "requirements-txt"])

@@ -8,6 +8,7 @@ voicemails). The table's item "config" (seeded from the chimevoice YAML) holds t
 import json
 import logging
 import os
+import struct
 
 import boto3
 import botocore
@@ -22,6 +23,7 @@ dynamodb = boto3.resource("dynamodb")
 table = dynamodb.Table(TABLE_NAME)
 ddb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
+polly = boto3.client("polly")
 
 
 def lambda_handler(event, context):
@@ -55,11 +57,28 @@ def new_call(transaction_id, call_id, event):
     # how many calls this application has answered: kept in the seeded item
     table.update_item(Key={"TransactionId": "config"}, UpdateExpression="ADD calls :one",
                       ExpressionAttributeValues={":one": 1})
-    return response([
+    actions = [
         {"Type": "PlayAudio", "Parameters": {
             "CallId": call_id,
             "AudioSource": {"Type": "S3", "BucketName": BUCKET, "Key": config["prompt_key"]}}},
-    ])
+    ]
+    if config.get("tts_text"):
+        # text-to-speech the way the samples do it: Polly PCM at 8 kHz, wrapped in a WAV header,
+        # written to S3 and played from there
+        key = f"tts/{transaction_id}.wav"
+        audio = polly.synthesize_speech(Text=config["tts_text"], OutputFormat="pcm", SampleRate="8000",
+                                        VoiceId="Joanna")["AudioStream"].read()
+        s3.put_object(Bucket=BUCKET, Key=key, Body=wav_header(len(audio)) + audio, ContentType="audio/wav")
+        table.update_item(Key={"TransactionId": transaction_id}, UpdateExpression="SET tts_bytes = :n",
+                          ExpressionAttributeValues={":n": len(audio)})
+        actions.append({"Type": "PlayAudio", "Parameters": {
+            "CallId": call_id, "AudioSource": {"Type": "S3", "BucketName": BUCKET, "Key": key}}})
+    return response(actions)
+
+
+def wav_header(data_bytes, rate=8000):
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data_bytes))
 
 
 def action_successful(transaction_id, call_id, action_data):
