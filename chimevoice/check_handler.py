@@ -70,22 +70,27 @@ def served(service: str, operation: str) -> tuple[bool, str]:
         if operation in _api_operations():
             return True, ("chimevoice's API (docs/api.md), only when api.listen is set and the client is pointed "
                           "at it: endpoint_url=http://ADDR:PORT, or AWS_ENDPOINT_URL_CHIME_SDK_VOICE in the "
-                          "handler's environment (chimevoice sets no endpoint variable), signed with an "
+                          "handler's environment (chimevoice sets it when aws_local is on), signed with an "
                           "api.access_keys key; otherwise it reaches AWS")
         return False, "not implemented by chimevoice's API (it has " + ", ".join(_api_operations()) + ")"
     if service == "chime":
         return False, ("the legacy 'chime' service: chimevoice's API speaks chime-sdk-voice only "
                        "(use boto3.client('chime-sdk-voice'), same operation)")
     if service == "polly":
-        return False, ("not served to handlers yet: chimevoice's speech engine speaks Speak/SpeakAndGetDigits "
-                       "actions, but a handler's own Polly call reaches AWS")
+        if operation in ("SynthesizeSpeech", "DescribeVoices"):
+            return True, ("the embedded endpoint (aws_local, docs/aws-local.md): chimevoice's own speech engine, "
+                          "via AWS_ENDPOINT_URL_POLLY, which chimevoice sets when aws_local is on; else AWS")
+        return False, "not served by aws_local's Polly (SynthesizeSpeech and DescribeVoices only): reaches AWS"
     if service in ("lexv2-runtime", "lex-runtime"):
         return False, "not served: chimevoice runs bots only through the StartBotConversation action"
     if service == "s3":
-        return False, ("not yet (issue 10 item 3): actions' buckets are local folders (buckets:), but the "
-                       "handler's own S3 calls reach AWS with the daemon's credentials")
+        return True, ("the embedded endpoint (aws_local, docs/aws-local.md): the buckets: folders served as S3, "
+                      "the same objects PlayAudio and recordings use, via AWS_ENDPOINT_URL_S3, which chimevoice "
+                      "sets when aws_local is on; else AWS")
     if service == "dynamodb":
-        return False, "not yet (issue 10 item 3): reaches AWS with the daemon's credentials"
+        return True, ("the embedded endpoint (aws_local, docs/aws-local.md): dynalite, tables kept under the "
+                      "data directory, via AWS_ENDPOINT_URL_DYNAMODB, which chimevoice sets when aws_local is "
+                      "on; else AWS")
     return False, "not served by chimevoice: reaches AWS with the daemon's credentials"
 
 

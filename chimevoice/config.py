@@ -39,6 +39,8 @@ from sip_rules.origination import (
 __all__ = [
     "AccessKey",
     "ApiConfig",
+    "AwsLocalConfig",
+    "DynamoTable",
     "BotsConfig",
     "Config",
     "ConfigError",
@@ -262,6 +264,37 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DynamoTable:
+    """A DynamoDB table the embedded endpoint creates (docs/aws-local.md), with its seed items."""
+
+    name: str
+    hash_key: str
+    hash_key_type: str = "S"
+    range_key: str | None = None
+    range_key_type: str = "S"
+    items: tuple[Mapping[str, Any], ...] = ()
+    """Plain YAML values (numbers become DynamoDB N, strings S, lists L, mappings M); an item whose
+    key is not in the table yet is written at start-up, one that is keeps what was written to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class AwsLocalConfig:
+    """The embedded AWS-compatible endpoint (docs/aws-local.md): DynamoDB (dynalite) and S3
+    (rclone serve s3 over the ``buckets`` directories), and the ``AWS_ENDPOINT_URL_*`` variables
+    handlers get."""
+
+    enabled: bool = False
+    dynamodb_listen: tuple[str, int] = ("127.0.0.1", 4567)
+    s3_listen: tuple[str, int] = ("127.0.0.1", 4568)
+    polly_listen: tuple[str, int] = ("127.0.0.1", 4569)
+    access_key_id: str = "chimevoice"
+    """The credentials handlers get (when the API is off) and the S3 endpoint accepts."""
+    secret_access_key: str = field(default="chimevoice-local-secret", repr=False)
+    tables: tuple[DynamoTable, ...] = ()
+    """(``polly_listen``: SynthesizeSpeech / DescribeVoices by chimevoice's own text-to-speech.)"""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     logging: LoggingConfig = LoggingConfig()
@@ -273,6 +306,7 @@ class Config:
     bots: BotsConfig = BotsConfig()
     speech: SpeechConfig = SpeechConfig()
     api: ApiConfig = ApiConfig()
+    aws_local: AwsLocalConfig = AwsLocalConfig()
     source: str = "<string>"
     pstn: PstnGateway | None = None
 
@@ -660,7 +694,14 @@ def _bucket_name_problem(name: str) -> str | None:
 # --------------------------------------------------------------------------- the checker
 
 _TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "pstn", "buckets",
-             "bots", "speech", "api")
+             "bots", "speech", "api", "aws_local")
+_AWS_LOCAL_KEYS = ("enabled", "dynamodb", "s3", "polly", "access_key_id", "secret_access_key")
+_DYNAMODB_KEYS = ("listen", "tables")
+_S3_KEYS = ("listen",)
+_TABLE_KEYS = ("name", "hash_key", "hash_key_type", "range_key", "range_key_type", "items")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_KEY_TYPES = ("S", "N", "B")
+_KEY_PYTHON_TYPES: Final[dict[str, tuple[type, ...]]] = {"S": (str,), "N": (int, float), "B": (str, bytes)}
 _SPEECH_KEYS = ("engine", "polly")
 _POLLY_KEYS = ("region", "endpoint_url")
 _API_KEYS = ("listen", "region", "account_id", "access_keys")
@@ -762,6 +803,7 @@ class _Checker:
         bots = fields.get("bots", self.bots_section, BotsConfig())
         speech = fields.get("speech", self.speech_section, SpeechConfig())
         api = fields.get("api", self.api_section, ApiConfig())
+        aws_local = fields.get("aws_local", self.aws_local_section, AwsLocalConfig())
         pstn = fields.get("pstn", self.pstn_section, None)
 
         if sip is not INVALID and connectors is not INVALID:
@@ -774,7 +816,7 @@ class _Checker:
         if api is INVALID:
             return None
 
-        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech, pstn):
+        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech, pstn, aws_local):
             return None
         return Config(
             data_dir=data_dir,
@@ -787,6 +829,7 @@ class _Checker:
             bots=bots,
             speech=speech,
             api=api,
+            aws_local=aws_local,
             source=source,
             pstn=pstn,
         )
@@ -1426,6 +1469,107 @@ class _Checker:
         if not _ok(listen, region, account, keys):
             return INVALID
         return ApiConfig(listen, region, account, keys)
+
+    def aws_local_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _AWS_LOCAL_KEYS)
+        if fields is None:
+            return INVALID
+        default = AwsLocalConfig()
+        enabled = fields.get("enabled", _bool, True)
+        dynamodb = fields.get("dynamodb", self.aws_dynamodb, (default.dynamodb_listen, ()))
+        s3 = fields.get("s3", self.aws_s3, default.s3_listen)
+        polly = fields.get("polly", self.aws_polly, default.polly_listen)
+        key_id = fields.get("access_key_id", _text, default.access_key_id)
+        if key_id is not INVALID and not _ACCESS_KEY_ID.fullmatch(key_id):
+            self.error(_join(path, "access_key_id"), fields.node("access_key_id"), "use 1 to 128 letters, digits and _")
+            key_id = INVALID
+        secret = fields.get("secret_access_key", _text, default.secret_access_key)
+        if not _ok(enabled, dynamodb, s3, polly, key_id, secret):
+            return INVALID
+        seen: dict[tuple[str, int], str] = {}
+        for name, address in (("dynamodb", dynamodb[0]), ("s3", s3), ("polly", polly)):
+            if address in seen:
+                self.error(_join(_join(path, name), "listen"), fields.node_or_parent(name),
+                           f"same address and port as {seen[address]}.listen")
+                return INVALID
+            seen[address] = name
+        return AwsLocalConfig(enabled, dynamodb[0], s3, polly, key_id, secret, dynamodb[1])
+
+    def aws_dynamodb(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _DYNAMODB_KEYS)
+        if fields is None:
+            return INVALID
+        listen = fields.get("listen", self.listen_address, AwsLocalConfig().dynamodb_listen)
+        tables = fields.get("tables", _list(self.dynamo_table), ())
+        if isinstance(tables, tuple):
+            seen: dict[str, int] = {}
+            for index, table in enumerate(tables):
+                if table.name in seen:
+                    item = fields.node("tables").value[index]  # type: ignore[union-attr]
+                    self.error(_join(_join(_join(path, "tables"), index), "name"), _value_node(item, "name"),
+                               f"duplicate table (first in {path}.tables[{seen[table.name]}])")
+                    tables = INVALID
+                    break
+                seen[table.name] = index
+        return (listen, tables) if _ok(listen, tables) else INVALID
+
+    def aws_s3(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _S3_KEYS)
+        if fields is None:
+            return INVALID
+        return fields.get("listen", self.listen_address, AwsLocalConfig().s3_listen)
+
+    def aws_polly(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _S3_KEYS)
+        if fields is None:
+            return INVALID
+        return fields.get("listen", self.listen_address, AwsLocalConfig().polly_listen)
+
+    def dynamo_table(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _TABLE_KEYS)
+        if fields is None:
+            return INVALID
+        name = fields.get("name", _text)
+        if name is not INVALID and not _TABLE_NAME.fullmatch(name):
+            self.error(_join(path, "name"), fields.node("name"),
+                       "a DynamoDB table name: 3 to 255 letters, digits, '_', '-' and '.'")
+            name = INVALID
+        hash_key = fields.get("hash_key", _text)
+        hash_type = fields.get("hash_key_type", _choice(_KEY_TYPES), "S")
+        range_key = fields.get("range_key", _text, None)
+        range_type = fields.get("range_key_type", _choice(_KEY_TYPES), "S")
+        if range_key is None and fields.has("range_key_type"):
+            self.error(_join(path, "range_key_type"), fields.node("range_key_type"), "has no effect without range_key")
+            range_type = INVALID
+        if not _ok(name, hash_key, hash_type, range_key, range_type):
+            return INVALID
+        keys = {hash_key: hash_type, **({range_key: range_type} if range_key else {})}
+        items = fields.get("items", _list(self.seed_item(keys)), ())
+        if items is INVALID:
+            return INVALID
+        return DynamoTable(name, hash_key, hash_type, range_key, range_type, items)
+
+    def seed_item(self, keys: Mapping[str, str]) -> Converter:
+        """A mapping of attribute names to plain values that holds the table's key attributes."""
+        def convert(checker: _Checker, path: str, node: Node) -> Any:
+            if not isinstance(node, MappingNode) or not node.value:
+                self.error(path, node, "expected a mapping of attribute names to values")
+                return INVALID
+            item = self._constructor.construct_object(node, deep=True)
+            if not isinstance(item, dict) or not all(isinstance(k, str) for k in item):
+                self.error(path, node, "attribute names must be strings")
+                return INVALID
+            for key, key_type in keys.items():
+                value = item.get(key)
+                wanted = _KEY_PYTHON_TYPES[key_type]
+                if value is None or isinstance(value, bool) or not isinstance(value, wanted) or value == "":
+                    where = _value_node(node, key)
+                    self.error(_join(path, key), where or node,
+                               f"the key attribute {key!r} (type {key_type}) is "
+                               + ("missing" if where is None else f"not a {'number' if key_type == 'N' else 'string'}"))
+                    return INVALID
+            return MappingProxyType(item)
+        return convert
 
     def listen_address(self, checker: _Checker, path: str, node: Node) -> Any:
         """``ADDRESS:PORT`` (``[v6]:PORT`` for IPv6), the address an IP address."""

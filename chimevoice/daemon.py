@@ -25,12 +25,25 @@ from .sip.events import SipEvent
 log = structlog.get_logger("chimevoice.daemon")
 
 
-def handler_config(app: SipMediaApplication, config_dir: Path) -> HandlerConfig:
+def handler_config(app: SipMediaApplication, config_dir: Path, cfg: Config | None = None) -> HandlerConfig:
+    """The invoker's view of an application. With the whole configuration ``cfg``: the variables that
+    point its SDKs at chimevoice's endpoints (``aws_local.handler_environment``; the application's own
+    ``environment`` wins) and its installed ``requirements.txt`` packages (``packages``) on its path."""
     h = app.handler
+    python_path = tuple(str(p) for p in h.python_path) or (str(config_dir),)
+    environment = dict(h.environment)
+    if cfg is not None:
+        from .aws_local import handler_environment
+        from .packages import installed_dir
+        environment = {**handler_environment(cfg), **environment}
+        if h.type == "python":
+            deps = installed_dir(cfg.data_dir, app.id, Path(python_path[0]))
+            if deps is not None:
+                python_path = (python_path[0], str(deps), *python_path[1:])
     return HandlerConfig(
-        type=h.type, target=h.target, function_name=app.name, environment=dict(h.environment),
+        type=h.type, target=h.target, function_name=app.name, environment=environment,
         timeout_s=h.timeout_s, retry_after_s=h.retry_after_s, max_retries=h.max_retries,
-        workers=h.workers, python_path=tuple(str(p) for p in h.python_path) or (str(config_dir),),
+        workers=h.workers, python_path=python_path,
         aws_region=app.aws_region, aws_account_id=app.aws_account_id,
         memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers),
         code_dir=str(h.code_dir or config_dir) if h.type == "nodejs" else None)
@@ -68,7 +81,10 @@ class Daemon:
         for d in (data, *cfg.buckets.values()):
             Path(d).mkdir(parents=True, exist_ok=True)
         config_dir = Path(cfg.source).resolve().parent if cfg.source and cfg.source != "<string>" else Path.cwd()
-        invokers = {app.id: create_invoker(handler_config(app, config_dir),
+        aws = await self._start_aws_local()
+        if aws is False:
+            return 1
+        invokers = {app.id: create_invoker(handler_config(app, config_dir, cfg),
                                            logger=log.bind(sip_media_application=app.id))
                     for app in cfg.sip_media_applications}
         audio = AudioCache(data / "audio-cache", rate=8000)
@@ -94,6 +110,17 @@ class Daemon:
         endpoint = SipEndpoint(endpoint_settings(cfg), post_sip, on_audio=media.on_audio)
         manager.sip = endpoint
         manager.media = media
+        polly = None
+        if aws is not None:
+            manager.object_written = aws.object_written
+            from .api.polly import PollyServer
+            polly = PollyServer(manager.prompts.speech, aws.keys, cfg.aws_local.polly_listen)
+            try:
+                await polly.start()
+            except OSError as exc:
+                log.error("aws_local_start_failed", error=f"polly: {exc}")
+                await aws.stop()
+                return 1
         media.start()
         try:
             endpoint.start()
@@ -102,6 +129,10 @@ class Daemon:
             for inv in invokers.values():
                 await inv.close()
             media.stop()
+            if polly is not None:
+                await polly.stop()
+            if aws is not None:
+                await aws.stop()
             return 1
         prober = OptionsProber(manager.dialer.health, metrics=self.metrics,
                                bind=cfg.sip.listeners[0].address if cfg.sip.listeners else "0.0.0.0")
@@ -126,8 +157,28 @@ class Daemon:
         await loop.run_in_executor(None, media.stop)      # open recordings are closed and fsynced
         for inv in invokers.values():
             await inv.close()
+        if polly is not None:
+            await polly.stop()
+        if aws is not None:
+            await aws.stop()                              # after the handlers that use it
         log.info("stopped", calls_total=self.metrics.counter("calls_total"))
         return 0
+
+    async def _start_aws_local(self):
+        """The embedded DynamoDB and S3 endpoint (docs/aws-local.md): an AwsLocal, None when
+        ``aws_local`` is off, False when it cannot start (logged)."""
+        cfg = self.cfg
+        if not cfg.aws_local.enabled:
+            return None
+        from .aws_local import AwsLocal, AwsLocalError
+        aws = AwsLocal(cfg.aws_local, cfg.data_dir, cfg.buckets,
+                       accept_keys={k.access_key_id: k.secret_access_key for k in cfg.api.access_keys})
+        try:
+            await aws.start()
+        except (AwsLocalError, OSError) as exc:
+            log.error("aws_local_start_failed", error=str(exc))
+            return False
+        return aws
 
     async def _start_api(self, control: CallControl):
         """The call-control API (docs/api.md) on ``api.listen``."""

@@ -32,7 +32,7 @@ def check_handlers(cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Co
     from .daemon import handler_config
 
     folder = config_dir(cfg)
-    problems = check_pool_handlers([handler_config(app, folder) for _, app in apps], timeout_s)
+    problems = check_pool_handlers([handler_config(app, folder, cfg) for _, app in apps], timeout_s)
     issues = [ConfigIssue(f"sip_media_applications[{i}].handler.target", app.handler.target_line, problem)
               for (i, app), problem in zip(apps, problems, strict=True) if problem is not None]
     return sorted(issues, key=lambda issue: issue.line or 0)
@@ -41,7 +41,15 @@ def check_handlers(cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Co
 def load_checked_config(path: str | Path) -> Config:
     """What ``check-config`` and ``run`` accept: the file loads (``load_config``) and every
     Python and Node.js handler in it loads; otherwise ConfigError with all the issues."""
+    import sys
+
+    from .packages import install_requirements
+
     cfg = load_config(path)
+    # each handler's requirements.txt, installed once per application (chimevoice.packages)
+    issues = install_requirements(cfg, config_dir(cfg), lambda line: print(line, file=sys.stderr, flush=True))
+    if issues:
+        raise ConfigError(issues, str(path))
     issues = check_handlers(cfg)        # each python/nodejs handler loaded once, not invoked
     if issues:
         raise ConfigError(issues, str(path))

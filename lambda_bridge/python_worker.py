@@ -38,6 +38,7 @@ import asyncio
 import decimal
 import difflib
 import importlib
+import importlib.abc
 import inspect
 import io
 import json
@@ -128,6 +129,79 @@ def _setup_logging() -> _StandardLogSink:
     if level in logging._nameToLevel:  # noqa: SLF001 - as the Lambda runtime does
         root.setLevel(level)
     return sink
+
+
+# ---------------------------------------------------------------- older botocore
+
+
+class _BotocoreEndpoints(importlib.abc.MetaPathFinder):
+    """Makes a botocore without configured endpoints (before botocore 1.31 / boto3 1.28, which a
+    handler may bundle in its own folder) honour ``AWS_ENDPOINT_URL_<SERVICE>`` and
+    ``AWS_ENDPOINT_URL`` as newer ones do: when ``botocore.session`` is imported, its
+    ``Session.create_client`` is wrapped to pass that endpoint when the caller gives none. A botocore
+    that reads the variables itself is left alone."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != "botocore.session":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        _patch_create_client(module)
+
+
+def _patch_create_client(session_module: Any) -> None:
+    try:
+        import botocore.configprovider as provider
+    except ImportError:  # pragma: no cover - every botocore has it
+        return
+    if hasattr(provider, "ConfiguredEndpointProvider"):
+        return  # this botocore reads AWS_ENDPOINT_URL_* itself
+    session_class = session_module.Session
+    original = session_class.create_client
+
+    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        # positional: region_name, api_version, use_ssl, verify, endpoint_url, ...
+        if len(args) < 5 and kwargs.get("endpoint_url") is None:
+            url = _configured_endpoint(self, service_name, args[1] if len(args) > 1 else kwargs.get("api_version"))
+            if url:
+                kwargs["endpoint_url"] = url
+        return original(self, service_name, *args, **kwargs)
+
+    create_client.__doc__ = original.__doc__
+    session_class.create_client = create_client
+
+
+def _configured_endpoint(session: Any, service_name: str, api_version: str | None) -> str | None:
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    try:
+        service_id = str(session.get_service_model(service_name, api_version).service_id)
+    except Exception:  # noqa: BLE001 - an unknown service: create_client will say so
+        service_id = service_name
+    name = "AWS_ENDPOINT_URL_" + service_id.replace(" ", "_").replace("-", "_").upper()
+    return os.environ.get(name) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _install_botocore_endpoints() -> None:
+    if any(key.startswith("AWS_ENDPOINT_URL") for key in os.environ):
+        sys.meta_path.insert(0, _BotocoreEndpoints())
 
 
 # ---------------------------------------------------------------- context
@@ -377,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = _Unbuffered(sys.stdout)
     sys.stderr = _Unbuffered(sys.stderr)
     _setup_logging()
+    _install_botocore_endpoints()       # before the handler's module imports its (maybe old) boto3
 
     region = os.environ.get("AWS_REGION", "us-east-1")
     function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "function")

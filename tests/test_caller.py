@@ -147,6 +147,10 @@ def demo(tmp_path_factory):
     cfg["sip"]["rtp"] = {"port_start": 30000 + (port % 300) * 100, "port_count": 100}
     cfg["buckets"] = {"demo-prompts": str(work / "prompts")}
     cfg["bots"]["local"] = {k: str(ROOT / "config" / v) for k, v in cfg["bots"]["local"].items()}
+    if "aws_local" in cfg:                    # the demo's embedded AWS endpoint, on free ports too
+        cfg["aws_local"]["dynamodb"]["listen"] = f"127.0.0.1:{free_port()}"
+        cfg["aws_local"]["s3"]["listen"] = f"127.0.0.1:{free_port()}"
+        cfg["aws_local"]["polly"]["listen"] = f"127.0.0.1:{free_port()}"
     d = Daemon(work, port)
     d.config_path = work / "example.yaml"
     d.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))

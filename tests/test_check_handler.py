@@ -62,7 +62,8 @@ def test_python_handler_services_and_variables(tmp_path: Path, capsys: pytest.Ca
     assert rows[("s3", "GetObject")]["where"] == ["index.py:20"]
     assert rows[("chime-sdk-voice", "UpdateSipMediaApplicationCall")]["served"] is True
     assert "endpoint_url" in rows[("chime-sdk-voice", "UpdateSipMediaApplicationCall")]["note"]
-    assert not rows[("dynamodb", "GetItem")]["served"] and not rows[("s3", "GetObject")]["served"]
+    assert rows[("dynamodb", "GetItem")]["served"] and rows[("s3", "GetObject")]["served"]     # aws_local
+    assert "AWS_ENDPOINT_URL_DYNAMODB" in rows[("dynamodb", "GetItem")]["note"]
     env = {e["name"]: e for e in report["environment"]}
     assert set(env) == {"TABLE_NAME", "GREETING_KEY", "PROMPT_BUCKET", "AWS_REGION"}
     assert env["TABLE_NAME"]["required"] and env["TABLE_NAME"]["at_import"]
@@ -73,7 +74,7 @@ def test_python_handler_services_and_variables(tmp_path: Path, capsys: pytest.Ca
     assert status == 0
     assert "Load: OK" in text
     assert "chime-sdk-voice  UpdateSipMediaApplicationCall" in text and "yes, via the API*" in text
-    assert "warning: 3 operations not served by chimevoice" in text
+    assert "operations not served by chimevoice" not in text
     assert "AWS_REGION" in text and "set by chimevoice, as by Lambda" in text
 
 
@@ -141,8 +142,8 @@ def test_node_handler_v2_and_v3(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert set(rows) == {("dynamodb", "GetItem"), ("s3", "GetObject"), ("polly", "SynthesizeSpeech")}
     assert rows[("dynamodb", "GetItem")]["where"] == ["index.js:8"]
     assert rows[("s3", "GetObject")]["where"] == ["index.js:9"]
-    assert not any(r["served"] for r in report["aws"])
-    assert "not served to handlers yet" in rows[("polly", "SynthesizeSpeech")]["note"]
+    assert all(r["served"] for r in report["aws"])                      # by aws_local
+    assert "AWS_ENDPOINT_URL_POLLY" in rows[("polly", "SynthesizeSpeech")]["note"]
     assert {e["name"] for e in report["environment"]} == {"TABLE_NAME", "PROMPTS", "VOICE"}
     status, text = _run([str(tmp_path / "index.js")], capsys)
     assert status == 0

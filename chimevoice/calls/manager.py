@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -68,6 +69,8 @@ class CallManager:
             sip_media_applications=frozenset(app.id for app in cfg.sip_media_applications))
         self.limits = Limits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
         self.idle = asyncio.Event()         # set when no call is live and every CDR is on disk
+        self.object_written: Callable[[str], None] | None = None
+        """Told the path of each recording closed in a bucket directory (the embedded S3 endpoint)."""
         self.idle.set()
 
     # wiring (the endpoint and the media worker are created after the manager)
@@ -105,6 +108,8 @@ class CallManager:
 
     def on_media_event(self, event: mw.MediaEvent) -> None:
         """An event of the media worker, on the loop."""
+        if isinstance(event, mw.RecordingStopped) and self.object_written is not None and event.error is None:
+            self.object_written(event.path)     # before the handler hears of it (docs/aws-local.md)
         try:
             driver = self.calls.by_leg(event.leg_id)
             if driver is not None and not driver.finished:
