@@ -38,6 +38,7 @@ from sip_rules.origination import (
 
 __all__ = [
     "AccessKey",
+    "AdmissionConfig",
     "ApiConfig",
     "BotsConfig",
     "Config",
@@ -260,6 +261,18 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionConfig:
+    """Load shedding for new inbound calls (sip_rules.admission, docs/configuration.md#admission).
+    ``None`` switches a limit off."""
+
+    max_calls_per_second: float | None = 200.0
+    burst: int = 50
+    max_concurrent_calls: int | None = 2000
+    per_source_rate: float | None = None
+    per_source_burst: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     logging: LoggingConfig = LoggingConfig()
@@ -273,6 +286,7 @@ class Config:
     api: ApiConfig = ApiConfig()
     source: str = "<string>"
     pstn: PstnGateway | None = None
+    admission: AdmissionConfig = AdmissionConfig()
 
     def application(self, id: str) -> SipMediaApplication | None:
         """The SIP media application with this id, or None."""
@@ -654,7 +668,9 @@ def _bucket_name_problem(name: str) -> str | None:
 # --------------------------------------------------------------------------- the checker
 
 _TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "pstn", "buckets",
-             "bots", "speech", "api")
+             "bots", "speech", "api", "admission")
+_ADMISSION_KEYS = ("max_calls_per_second", "burst", "max_concurrent_calls", "per_source")
+_PER_SOURCE_KEYS = ("rate", "burst")
 _SPEECH_KEYS = ("engine", "polly")
 _POLLY_KEYS = ("region", "endpoint_url")
 _API_KEYS = ("listen", "region", "account_id", "access_keys")
@@ -753,6 +769,7 @@ class _Checker:
         speech = fields.get("speech", self.speech_section, SpeechConfig())
         api = fields.get("api", self.api_section, ApiConfig())
         pstn = fields.get("pstn", self.pstn_section, None)
+        admission = fields.get("admission", self.admission_section, AdmissionConfig())
 
         if sip is not INVALID and connectors is not INVALID:
             self.check_encryption(fields.node("voice_connectors"), connectors, sip)
@@ -764,7 +781,7 @@ class _Checker:
         if api is INVALID:
             return None
 
-        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech, pstn):
+        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech, pstn, admission):
             return None
         return Config(
             data_dir=data_dir,
@@ -779,7 +796,39 @@ class _Checker:
             api=api,
             source=source,
             pstn=pstn,
+            admission=admission,
         )
+
+    def admission_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _ADMISSION_KEYS)
+        if fields is None:
+            return INVALID
+        d = AdmissionConfig()
+        off = self.off_or(_float(0, exclusive_min=True))
+        rate = fields.get("max_calls_per_second", off, d.max_calls_per_second)
+        burst = fields.get("burst", _int(1, 1_000_000), d.burst)
+        concurrent = fields.get("max_concurrent_calls", self.off_or(_int(1, 1_000_000)), d.max_concurrent_calls)
+        per_source = fields.get("per_source", self.per_source_section, (d.per_source_rate, d.per_source_burst))
+        if not _ok(rate, burst, concurrent, per_source):
+            return INVALID
+        return AdmissionConfig(rate, burst, concurrent, per_source[0], per_source[1])
+
+    def per_source_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _PER_SOURCE_KEYS)
+        if fields is None:
+            return INVALID
+        rate = fields.get("rate", _float(0, exclusive_min=True))
+        burst = fields.get("burst", _int(1, 1_000_000), AdmissionConfig().per_source_burst)
+        return (rate, burst) if _ok(rate, burst) else INVALID
+
+    @staticmethod
+    def off_or(convert: Converter) -> Converter:
+        """*convert*, or the word ``off`` for None (a limit switched off)."""
+        def check(checker: _Checker, path: str, node: Node) -> Any:
+            if isinstance(node, ScalarNode) and node.value == "off":
+                return None
+            return convert(checker, path, node)
+        return check
 
     def logging_section(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _LOGGING_KEYS)

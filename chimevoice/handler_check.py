@@ -11,9 +11,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Config, ConfigError, ConfigIssue, load_config
+from lambda_bridge import HandlerConfig
+
+from .config import Config, ConfigError, ConfigIssue, SipMediaApplication, load_config
 
 DEFAULT_TIMEOUT_S = 10.0
+
+
+def handler_config(app: SipMediaApplication, config_dir: Path) -> HandlerConfig:
+    """The handler bridge's configuration of *app* (the daemon's and the preflight's)."""
+    h = app.handler
+    return HandlerConfig(
+        type=h.type, target=h.target, function_name=app.name, environment=dict(h.environment),
+        timeout_s=h.timeout_s, retry_after_s=h.retry_after_s, max_retries=h.max_retries,
+        workers=h.workers, python_path=tuple(str(p) for p in h.python_path) or (str(config_dir),),
+        aws_region=app.aws_region, aws_account_id=app.aws_account_id,
+        memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers))
 
 
 def config_dir(cfg: Config) -> Path:
@@ -27,8 +40,6 @@ def check_handlers(cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Co
     if not apps:
         return []
     from lambda_bridge.preflight import check_python_handlers
-
-    from .daemon import handler_config
 
     folder = config_dir(cfg)
     problems = check_python_handlers([handler_config(app, folder) for _, app in apps], timeout_s)
@@ -54,4 +65,4 @@ def summary(cfg: Config, path: str | Path) -> str:
             f"{len(cfg.sip.listeners)} listeners)")
 
 
-__all__ = ["check_handlers", "config_dir", "load_checked_config", "summary"]
+__all__ = ["check_handlers", "config_dir", "handler_config", "load_checked_config", "summary"]
