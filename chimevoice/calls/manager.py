@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from lambda_bridge import Invoker
-from sip_rules.admission import Admission, Limits, Refused
+from sip_rules.admission import CAUSES, Admission, Limits, Refused
 
 from ..actions import REGISTRY
 from ..cdr import CdrWriter
@@ -90,6 +90,11 @@ class CallManager:
         #: that the newer configuration no longer uses (closed when those calls end).
         self.retired: list[tuple[Services, list[Invoker]]] = []
         self.generation = 0
+        # counters with known labels are on /metrics from the start, at 0
+        for cause in (*CAUSES, "draining"):
+            metrics.inc("admission_refusals_total", 0, cause=cause)
+        for kind in ("internal", "sip_command_failed"):
+            metrics.inc("errors_total", 0, type=kind)
         self.idle = asyncio.Event()         # set when no call is live and every CDR is on disk
         self.idle.set()
 
