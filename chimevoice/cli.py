@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = sub.add_parser("run", help="run the daemon", description="Run the SIP/RTP daemon until SIGINT/SIGTERM. "
                          "On a signal it stops taking calls (503), waits for live calls up to "
-                         "--drain-seconds, hangs up the rest and writes their CDRs.")
+                         "--drain-seconds, hangs up the rest and writes their CDRs. SIGHUP re-reads -c FILE "
+                         "for new calls (calls in progress keep theirs; an invalid file is refused and logged). "
+                         "Under systemd (Type=notify) it sends READY, STATUS and WATCHDOG (docs/operations.md).")
     run.add_argument("-c", "--config", required=True, metavar="FILE", help="YAML configuration file")
     run.add_argument("--drain-seconds", type=float, default=10.0, metavar="S",
                      help="how long to wait for live calls on shutdown (default 10)")

@@ -94,11 +94,12 @@ def drain(url: str, *, exit_when_idle: bool = False, resume: bool = False, wait:
         try:
             with urllib.request.urlopen(f"{base}/health", timeout=3) as resp:
                 active = json.loads(resp.read().decode())["active_calls"]
-        except (urllib.error.URLError, OSError, ValueError, KeyError):
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
             if exit_when_idle:
                 print("drained: the daemon has exited")
                 return 0
-            raise
+            print(f"chimevoice drain: lost the daemon at {base}: {exc}", file=sys.stderr)
+            return 1
         if active == 0:
             print("drained: no calls active")
             return 0

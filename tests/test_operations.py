@@ -163,10 +163,15 @@ def daemon(tmp_path_factory):
     d.start()
     yield d
     before = len(d.notify.messages)
-    code = d.stop()
-    assert code == 0, d.log_path.read_text()[-3000:]
-    d.notify.wait("STOPPING", "1", after=before, timeout=1)
-    d.notify.closed = True
+    try:                                   # the end: drain --exit, the daemon leaves once idle
+        out = cli(d, "drain", "--exit", "--wait")
+        assert out.returncode == 0 and "exits when they have ended" in out.stdout, out
+        assert d.proc.wait(15) == 0, d.log_path.read_text()[-3000:]
+        d.wait_log("drained")
+        d.notify.wait("STOPPING", "1", after=before, timeout=1)
+    finally:
+        d.stop()
+        d.notify.closed = True
 
 
 def metrics(d) -> str:
