@@ -144,9 +144,9 @@ ADMISSION = {"max_calls_per_second": 5, "burst": 5, "max_concurrent_calls": 1,
              "per_source": {"rate": 1, "burst": 3}}
 
 
-def write(d, app_for_long: str = APP_A, env_a: dict | None = None) -> None:
+def write(d, app_for_long: str = APP_A, env_a: dict | None = None, allow: list[str] | None = None) -> None:
     d.write_config(apps(d, env_a), rules=rules(app_for_long), numbers=[LONG, TONE_THEN_HANGUP, NO_RULE],
-                   extra={"admission": ADMISSION})
+                   extra={"admission": ADMISSION}, allow=allow)
 
 
 @pytest.fixture(scope="module")
@@ -297,15 +297,16 @@ def test_drain_refuses_new_calls_and_status_shows_it(daemon):
 def test_sighup_reloads_rules_and_handlers_for_new_calls_only(daemon, tmp_path):
     time.sleep(1.2)
     n = daemon.notify
+    assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.9"])] == [403]     # not on the allow list
     rec = tmp_path / "live.wav"
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         lines = len(daemon.logs())
         live = pool.submit(daemon.call, user=LONG, hangup_after=6, record=rec, max_seconds=20)
         routed = wait_new_log(daemon, lines, "call_routed", called=LONG, sip_media_application=APP_A)
         time.sleep(0.5)
-        # LONG now routes to APP_B; APP_A's handler changes too (a new worker pool), and the
-        # concurrency cap goes up so that the second call is admitted
-        write(daemon, app_for_long=APP_B, env_a={"VERSION": "2"})
+        # LONG now routes to APP_B; APP_A's handler changes too (a new worker pool), the trunk
+        # allows one more address, and the concurrency cap goes up so that the second call is admitted
+        write(daemon, app_for_long=APP_B, env_a={"VERSION": "2"}, allow=["127.0.0.1/32", "127.0.0.9/32"])
         cfg = yaml.safe_load(daemon.config_path.read_text())
         cfg["admission"]["max_concurrent_calls"] = 10
         daemon.config_path.write_text(yaml.safe_dump(cfg))
@@ -318,6 +319,7 @@ def test_sighup_reloads_rules_and_handlers_for_new_calls_only(daemon, tmp_path):
         assert wait_new_log(daemon, lines, "call_routed", called=LONG, sip_media_application=APP_B)
         res = live.result()
     assert second["answered"], second
+    assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.9"])] == [404]     # the new allow list
     assert [e["InvocationEventType"] for e in handler_events(daemon.events / "b" / "scripted.jsonl", LONG)][:1] \
         == ["NEW_INBOUND_CALL"]
     # the call in progress kept its application, its handler's worker pool and its audio
