@@ -24,12 +24,17 @@ class Notifier:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Notifier:
-        env = os.environ if env is None else env
-        address = env.get("NOTIFY_SOCKET") or None
+        """From *env* (default: ``os.environ``, from which the variables are then removed, as
+        sd_notify's ``unset_environment`` does, so that handler worker processes do not inherit them)."""
+        source = os.environ if env is None else env
+        address = source.get("NOTIFY_SOCKET") or None
         usec: int | None = None
-        pid = env.get("WATCHDOG_PID")
-        if env.get("WATCHDOG_USEC", "").isdigit() and (not pid or pid == str(os.getpid())):
-            usec = int(env["WATCHDOG_USEC"]) or None
+        pid = source.get("WATCHDOG_PID")
+        if source.get("WATCHDOG_USEC", "").isdigit() and (not pid or pid == str(os.getpid())):
+            usec = int(source["WATCHDOG_USEC"]) or None
+        if env is None:
+            for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+                os.environ.pop(key, None)
         return cls(address, usec)
 
     @property

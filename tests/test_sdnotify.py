@@ -114,3 +114,12 @@ def test_systemd_analyze_verifies_the_unit(tmp_path):
     problems = [ln for ln in (res.stdout + res.stderr).splitlines()
                 if "chimevoice.service" in ln and "Failed to" not in ln and "not found" not in ln.lower()]
     assert not problems, res.stdout + res.stderr
+
+
+def test_from_the_process_environment_the_variables_are_removed(monkeypatch, listener):
+    _sock, path = listener
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    n = Notifier.from_env()
+    assert n.address == path and n.watchdog_interval_s == 1.0
+    assert "NOTIFY_SOCKET" not in os.environ and "WATCHDOG_USEC" not in os.environ
