@@ -88,3 +88,31 @@ def test_reconfigure_applies_new_limits():
     assert isinstance(a.admit("s", 0, 0.0), Refused)
     a.reconfigure(Limits(max_calls_per_second=100, burst=100, max_concurrent_calls=None), now=0.0)
     assert a.admit("s", 0, 0.0) is ADMITTED
+
+
+# -- the admission section of the configuration ---------------------------------------------------
+
+def _parse(text: str):
+    from pathlib import Path
+
+    from chimevoice.config import parse_config
+    return parse_config("data_dir: /tmp/cv\n" + text, base_dir=Path("/tmp"))
+
+
+def test_admission_defaults_and_off():
+    from chimevoice.config import AdmissionConfig
+    assert _parse("").admission == AdmissionConfig()
+    a = _parse("admission: {max_calls_per_second: off, max_concurrent_calls: 10, per_source: {rate: 2.5}}").admission
+    assert a.max_calls_per_second is None and a.max_concurrent_calls == 10
+    assert a.per_source_rate == 2.5 and a.per_source_burst == 20
+
+
+def test_admission_errors_name_their_line():
+    from chimevoice.config import ConfigError
+    with pytest.raises(ConfigError) as err:
+        _parse("admission:\n  max_calls_per_second: 0\n  burst: 0\n  per_source: {burst: 3}\n  limit: 1\n")
+    text = str(err.value)
+    assert "<string>:3: admission.max_calls_per_second: must be greater than 0" in text
+    assert "<string>:4: admission.burst:" in text
+    assert "<string>:5: admission.per_source.rate: required key is missing" in text
+    assert "<string>:6: admission.limit: unknown key" in text
