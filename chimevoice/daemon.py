@@ -79,6 +79,7 @@ class Daemon:
         self.exit_when_idle = False
         self._reloading: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.api = None
 
     async def run(self) -> int:
         from .sip.endpoint import SipEndpoint  # needs the pjsua2 server build
@@ -129,6 +130,7 @@ class Daemon:
             log.info("sip_listening", transport=transport, address=address, port=port)
         runner = await self._start_http(manager, endpoint.bound) if self.http else None
         api = await self._start_api(ManagerCallControl(manager)) if cfg.api.listen else None
+        self.api = api
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         self._reloading = asyncio.Lock()
@@ -208,6 +210,8 @@ class Daemon:
                 await inv.close()
                 log.info("handler_pool_retired")
             self.cfg = new
+            if self.api is not None:
+                self.api.reload(new)
             if prober is not None:
                 await prober.start()
             self.metrics.inc("config_reloads_total", result="applied")
