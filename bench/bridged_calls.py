@@ -63,6 +63,7 @@ def run_chimevoice(args, work: Path) -> dict:
         "sip_rules": [{"id": "bench-rule", "name": "bench", "trigger_type": "ToPhoneNumber",
                        "trigger_value": "+15550100000",
                        "target_applications": [{"sip_media_application_id": "bench-bridge", "priority": 1}]}],
+        "admission": {"max_calls_per_second": "off", "max_concurrent_calls": "off"},   # capacity, no shedding
     }
     carrier = start_carrier(carrier_port, work, args.calls)
     daemon, url = cc.start_daemon(cfg, work, http_port)

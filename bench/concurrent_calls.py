@@ -217,6 +217,8 @@ def run_chimevoice(args, work: Path) -> dict:
                        "trigger_value": "+15550100000",
                        "target_applications": [{"sip_media_application_id": "bench-ivr", "priority": 1}]}],
         "buckets": {"prompts": str(prompts)},
+        # capacity is measured without load shedding (bench/overload.py measures that)
+        "admission": {"max_calls_per_second": "off", "max_concurrent_calls": "off"},
     }
     wrap = os.environ.get("CHIMEVOICE_BENCH_WRAP", "").split()   # e.g. a profiler command ending in --
     daemon, url = start_daemon(cfg, work, http_port, wrap)

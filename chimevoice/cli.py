@@ -22,6 +22,9 @@ examples:
   chimevoice run -c config/example.yaml
   chimevoice run -c config/example.yaml --http 127.0.0.1:8080   # /metrics, /health, /status, /
   chimevoice top --url http://127.0.0.1:8080                    # live calls of that daemon
+  chimevoice status                                             # a summary of the running daemon
+  chimevoice drain --exit --wait                                # refuse new calls, exit when idle
+  kill -HUP $(pidof chimevoice)   # or systemctl reload: re-read the configuration for new calls
   chimevoice call sip:+15550100000@127.0.0.1:5060               # a test call
 
 exit status: 0 on success or clean shutdown, 1 on a runtime error, 2 on a bad
@@ -52,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = sub.add_parser("run", help="run the daemon", description="Run the SIP/RTP daemon until SIGINT/SIGTERM. "
                          "On a signal it stops taking calls (503), waits for live calls up to "
-                         "--drain-seconds, hangs up the rest and writes their CDRs.")
+                         "--drain-seconds, hangs up the rest and writes their CDRs. SIGHUP re-reads -c FILE "
+                         "for new calls (calls in progress keep theirs; an invalid file is refused and logged). "
+                         "Under systemd (Type=notify) it sends READY, STATUS and WATCHDOG (docs/operations.md).")
     run.add_argument("-c", "--config", required=True, metavar="FILE", help="YAML configuration file")
     run.add_argument("--drain-seconds", type=float, default=10.0, metavar="S",
                      help="how long to wait for live calls on shutdown (default 10)")
@@ -86,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=_positive, default=1.0, metavar="S", help="seconds between refreshes "
                      "(default 1)")
     top.add_argument("--once", action="store_true", help="print the calls once as plain lines and exit")
+    st = sub.add_parser("status", help="print a summary of a running daemon",
+                        description="Print the state of a daemon started with --http (its /status): accepting or "
+                        "draining, uptime, call counts, listeners, handler pools and the calls in progress.")
+    st.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's --http address "
+                    "(default http://127.0.0.1:8080)")
+    st.add_argument("--json", action="store_true", help="print the /status document as it is")
+    dr = sub.add_parser("drain", help="make a running daemon refuse new calls and let live ones end",
+                        description="POST /drain to a daemon started with --http (accepted from loopback only): "
+                        "new INVITEs get 503 with Retry-After while calls in progress go on. With --exit the daemon "
+                        "shuts down cleanly once the last call has ended; --resume takes calls again.")
+    dr.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's --http address "
+                    "(default http://127.0.0.1:8080)")
+    mode = dr.add_mutually_exclusive_group()
+    mode.add_argument("--exit", action="store_true", help="shut the daemon down when its calls have ended")
+    mode.add_argument("--resume", action="store_true", help="stop draining: accept new calls again")
+    dr.add_argument("--wait", action="store_true", help="wait until no call is active")
+    dr.add_argument("--timeout", type=_positive, default=3600.0, metavar="S",
+                    help="with --wait: give up after S seconds (exit status 1)")
     from .simulate import add_arguments as simulate_arguments
     simulate_arguments(sub.add_parser(
         "simulate", help="run a handler against a scripted call (no SIP, virtual time)",
@@ -106,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "top":
         from .top import run as top
         return top(args.url, interval=args.interval, once=args.once)
+    if args.command == "status":
+        from .ctl import status
+        return status(args.url, as_json=args.json)
+    if args.command == "drain":
+        from .ctl import drain
+        return drain(args.url, exit_when_idle=args.exit, resume=args.resume, wait=args.wait, timeout=args.timeout)
     if args.command == "simulate":
         from .simulate import run as simulate
         return simulate(args)
@@ -132,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.logging, level=args.log_level or cfg.logging.level, format=args.log_format or cfg.logging.format))
     logs.configure(cfg.logging.level, cfg.logging.format)
     from .daemon import Daemon
-    return asyncio.run(Daemon(cfg, drain_timeout_s=args.drain_seconds, http=args.http).run())
+    return asyncio.run(Daemon(cfg, drain_timeout_s=args.drain_seconds, http=args.http,
+                              config_path=args.config).run())
 
 
 if __name__ == "__main__":

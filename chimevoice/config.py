@@ -38,6 +38,7 @@ from sip_rules.origination import (
 
 __all__ = [
     "AccessKey",
+    "AdmissionConfig",
     "ApiConfig",
     "AwsLocalConfig",
     "DynamoTable",
@@ -295,6 +296,18 @@ class AwsLocalConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionConfig:
+    """Load shedding for new inbound calls (sip_rules.admission, docs/configuration.md#admission).
+    ``None`` switches a limit off."""
+
+    max_calls_per_second: float | None = 200.0
+    burst: int = 50
+    max_concurrent_calls: int | None = 2000
+    per_source_rate: float | None = None
+    per_source_burst: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     logging: LoggingConfig = LoggingConfig()
@@ -309,6 +322,7 @@ class Config:
     aws_local: AwsLocalConfig = AwsLocalConfig()
     source: str = "<string>"
     pstn: PstnGateway | None = None
+    admission: AdmissionConfig = AdmissionConfig()
 
     def application(self, id: str) -> SipMediaApplication | None:
         """The SIP media application with this id, or None."""
@@ -694,7 +708,7 @@ def _bucket_name_problem(name: str) -> str | None:
 # --------------------------------------------------------------------------- the checker
 
 _TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "pstn", "buckets",
-             "bots", "speech", "api", "aws_local")
+             "bots", "speech", "api", "aws_local", "admission")
 _AWS_LOCAL_KEYS = ("enabled", "dynamodb", "s3", "polly", "access_key_id", "secret_access_key")
 _DYNAMODB_KEYS = ("listen", "tables")
 _S3_KEYS = ("listen",)
@@ -702,6 +716,8 @@ _TABLE_KEYS = ("name", "hash_key", "hash_key_type", "range_key", "range_key_type
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _KEY_TYPES = ("S", "N", "B")
 _KEY_PYTHON_TYPES: Final[dict[str, tuple[type, ...]]] = {"S": (str,), "N": (int, float), "B": (str, bytes)}
+_ADMISSION_KEYS = ("max_calls_per_second", "burst", "max_concurrent_calls", "per_source")
+_PER_SOURCE_KEYS = ("rate", "burst")
 _SPEECH_KEYS = ("engine", "polly")
 _POLLY_KEYS = ("region", "endpoint_url")
 _API_KEYS = ("listen", "region", "account_id", "access_keys")
@@ -805,6 +821,7 @@ class _Checker:
         api = fields.get("api", self.api_section, ApiConfig())
         aws_local = fields.get("aws_local", self.aws_local_section, AwsLocalConfig())
         pstn = fields.get("pstn", self.pstn_section, None)
+        admission = fields.get("admission", self.admission_section, AdmissionConfig())
 
         if sip is not INVALID and connectors is not INVALID:
             self.check_encryption(fields.node("voice_connectors"), connectors, sip)
@@ -816,7 +833,8 @@ class _Checker:
         if api is INVALID:
             return None
 
-        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech, pstn, aws_local):
+        if not _ok(data_dir, logging_, sip, connectors, applications, rules, buckets, bots, speech, pstn, aws_local,
+                   admission):
             return None
         return Config(
             data_dir=data_dir,
@@ -832,7 +850,39 @@ class _Checker:
             aws_local=aws_local,
             source=source,
             pstn=pstn,
+            admission=admission,
         )
+
+    def admission_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _ADMISSION_KEYS)
+        if fields is None:
+            return INVALID
+        d = AdmissionConfig()
+        off = self.off_or(_float(0, exclusive_min=True))
+        rate = fields.get("max_calls_per_second", off, d.max_calls_per_second)
+        burst = fields.get("burst", _int(1, 1_000_000), d.burst)
+        concurrent = fields.get("max_concurrent_calls", self.off_or(_int(1, 1_000_000)), d.max_concurrent_calls)
+        per_source = fields.get("per_source", self.per_source_section, (d.per_source_rate, d.per_source_burst))
+        if not _ok(rate, burst, concurrent, per_source):
+            return INVALID
+        return AdmissionConfig(rate, burst, concurrent, per_source[0], per_source[1])
+
+    def per_source_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _PER_SOURCE_KEYS)
+        if fields is None:
+            return INVALID
+        rate = fields.get("rate", _float(0, exclusive_min=True))
+        burst = fields.get("burst", _int(1, 1_000_000), AdmissionConfig().per_source_burst)
+        return (rate, burst) if _ok(rate, burst) else INVALID
+
+    @staticmethod
+    def off_or(convert: Converter) -> Converter:
+        """*convert*, or the word ``off`` for None (a limit switched off)."""
+        def check(checker: _Checker, path: str, node: Node) -> Any:
+            if isinstance(node, ScalarNode) and node.value == "off":
+                return None
+            return convert(checker, path, node)
+        return check
 
     def logging_section(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _LOGGING_KEYS)

@@ -2,51 +2,32 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
 import signal
 from pathlib import Path
 
 import structlog
 
-from lambda_bridge import HandlerConfig, create_invoker
+from lambda_bridge import HandlerConfig, Invoker, create_invoker
 
 from .api.control import CallControl
 from .calls import CallManager
 from .calls.control import ManagerCallControl
 from .calls.probing import OptionsProber
 from .cdr import CdrWriter
-from .config import Config, SipMediaApplication
+from .config import Config, ConfigError
+from .handler_check import config_dir as config_dir_of
+from .handler_check import handler_config, load_checked_config
 from .media.audio import AudioCache
 from .media.storage import BucketStore
 from .media.worker import MediaEvent, MediaWorker, recover_recordings
 from .metrics import Metrics
+from .sdnotify import Notifier
 from .sip.commands import Tap
 from .sip.events import SipEvent
 
 log = structlog.get_logger("chimevoice.daemon")
-
-
-def handler_config(app: SipMediaApplication, config_dir: Path, cfg: Config | None = None) -> HandlerConfig:
-    """The invoker's view of an application. With the whole configuration ``cfg``: the variables that
-    point its SDKs at chimevoice's endpoints (``aws_local.handler_environment``; the application's own
-    ``environment`` wins) and its installed ``requirements.txt`` packages (``packages``) on its path."""
-    h = app.handler
-    python_path = tuple(str(p) for p in h.python_path) or (str(config_dir),)
-    environment = dict(h.environment)
-    if cfg is not None:
-        from .aws_local import handler_environment
-        from .packages import installed_dir
-        environment = {**handler_environment(cfg), **environment}
-        if h.type == "python":
-            deps = installed_dir(cfg.data_dir, app.id, Path(python_path[0]))
-            if deps is not None:
-                python_path = (python_path[0], str(deps), *python_path[1:])
-    return HandlerConfig(
-        type=h.type, target=h.target, function_name=app.name, environment=environment,
-        timeout_s=h.timeout_s, retry_after_s=h.retry_after_s, max_retries=h.max_retries,
-        workers=h.workers, python_path=python_path,
-        aws_region=app.aws_region, aws_account_id=app.aws_account_id,
-        memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers),
-        code_dir=str(h.code_dir or config_dir) if h.type == "nodejs" else None)
 
 
 def voice_focus_factory():
@@ -64,13 +45,41 @@ def endpoint_settings(cfg: Config):
         pj_log_level=4 if cfg.logging.level == "debug" else 1)
 
 
+#: What a reload (SIGHUP) cannot change in a running daemon; a new value is logged as
+#: needing a restart and the running value stays.
+RESTART_ONLY = ("data_dir", "logging", "speech", "buckets", "api", "aws_local")
+RESTART_ONLY_SIP = ("listeners", "rtp", "user_agent")
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """The keys whose new value a reload does not apply."""
+    keys = [k for k in RESTART_ONLY if getattr(old, k) != getattr(new, k)]
+    keys += [f"sip.{k}" for k in RESTART_ONLY_SIP if getattr(old.sip, k) != getattr(new.sip, k)]
+    return keys
+
+
+def status_line(manager: CallManager) -> str:
+    """The one-line STATUS= for systemd (``systemctl status``)."""
+    state = "accepting calls" if manager.accepting else "draining"
+    return f"{manager.active_calls} calls active, {state}"
+
+
 class Daemon:
-    def __init__(self, cfg: Config, *, drain_timeout_s: float = 10.0, http: tuple[str, int] | None = None) -> None:
+    def __init__(self, cfg: Config, *, drain_timeout_s: float = 10.0, http: tuple[str, int] | None = None,
+                 config_path: str | None = None, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         self.drain_timeout_s = drain_timeout_s
         self.http = http
+        self.config_path = config_path
+        self.notifier = notifier if notifier is not None else Notifier.from_env()
         self.metrics = Metrics()
         self.stopping = asyncio.Event()
+        self.manager: CallManager | None = None
+        self.handler_configs: dict[str, HandlerConfig] = {}
+        self.exit_when_idle = False
+        self._reloading: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.api = None
 
     async def run(self) -> int:
         from .sip.endpoint import SipEndpoint  # needs the pjsua2 server build
@@ -80,13 +89,10 @@ class Daemon:
         data = cfg.data_dir
         for d in (data, *cfg.buckets.values()):
             Path(d).mkdir(parents=True, exist_ok=True)
-        config_dir = Path(cfg.source).resolve().parent if cfg.source and cfg.source != "<string>" else Path.cwd()
         aws = await self._start_aws_local()
         if aws is False:
             return 1
-        invokers = {app.id: create_invoker(handler_config(app, config_dir, cfg),
-                                           logger=log.bind(sip_media_application=app.id))
-                    for app in cfg.sip_media_applications}
+        invokers = self._invokers(cfg, {})
         audio = AudioCache(data / "audio-cache", rate=8000)
         journal = data / "recordings-open"
         for path in recover_recordings(journal):
@@ -94,6 +100,7 @@ class Daemon:
         manager = CallManager(cfg, None, invokers, audio=audio,  # type: ignore[arg-type]
                               buckets=BucketStore(dict(cfg.buckets)), cdr=CdrWriter(data),
                               metrics=self.metrics, loop=loop)
+        self.manager = manager
         endpoint: SipEndpoint | None = None
         def post_media(event: MediaEvent) -> None:       # on the media thread
             loop.call_soon_threadsafe(manager.on_media_event, event)
@@ -141,27 +148,37 @@ class Daemon:
             log.info("sip_listening", transport=transport, address=address, port=port)
         runner = await self._start_http(manager, endpoint.bound) if self.http else None
         api = await self._start_api(ManagerCallControl(manager)) if cfg.api.listen else None
+        self.api = api
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
+        self._reloading = asyncio.Lock()
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload(prober)))
         log.info("chimevoice_ready", applications=len(invokers), rules=len(cfg.sip_rules),
                  data_dir=str(data))
+        self.notifier.ready(status_line(manager))
+        self._spawn(self._keepalive(manager, endpoint))
         await self.stopping.wait()
+        self.notifier.stopping(f"stopping, {manager.active_calls} calls active")
+        loop.remove_signal_handler(signal.SIGHUP)
         if api is not None:
             await api.stop()                          # no new API calls while draining
         log.info("shutting_down", active_calls=manager.active_calls, drain_timeout_s=self.drain_timeout_s)
         await prober.stop()
         await manager.drain(self.drain_timeout_s)
+        for task in list(self._tasks):
+            task.cancel()
         if runner is not None:
             await runner.cleanup()
         await loop.run_in_executor(None, endpoint.stop)
         await loop.run_in_executor(None, media.stop)      # open recordings are closed and fsynced
-        for inv in invokers.values():
+        for inv in [*manager.services.invokers.values(), *(i for _, invs in manager.retired for i in invs)]:
             await inv.close()
         if polly is not None:
             await polly.stop()
         if aws is not None:
             await aws.stop()                              # after the handlers that use it
         log.info("stopped", calls_total=self.metrics.counter("calls_total"))
+        self.notifier.close()
         return 0
 
     async def _start_aws_local(self):
@@ -179,6 +196,110 @@ class Daemon:
             log.error("aws_local_start_failed", error=str(exc))
             return False
         return aws
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _invokers(self, cfg: Config, current: dict[str, Invoker]) -> dict[str, Invoker]:
+        """One invoker per application of *cfg*: the one in *current* when its handler's
+        configuration is unchanged, else a new one (a new worker pool)."""
+        folder = config_dir_of(cfg)
+        out: dict[str, Invoker] = {}
+        configs: dict[str, HandlerConfig] = {}
+        for app in cfg.sip_media_applications:
+            hc = handler_config(app, folder, cfg)
+            configs[app.id] = hc
+            if app.id in current and self.handler_configs.get(app.id) == hc:
+                out[app.id] = current[app.id]
+            else:
+                out[app.id] = create_invoker(hc, logger=log.bind(sip_media_application=app.id))
+        self.handler_configs = configs
+        return out
+
+    async def reload(self, prober: OptionsProber | None = None) -> bool:
+        """SIGHUP: read the configuration file again (as check-config does: every Python
+        handler must load) and use it for new calls; calls in progress keep theirs. A file
+        that does not validate is refused with its errors and the running configuration stays."""
+        assert self.manager is not None and self._reloading is not None
+        manager = self.manager
+        async with self._reloading:
+            if self.config_path is None:
+                log.warning("config_reload_refused", reason="the daemon was not started from a file")
+                return False
+            self.notifier.reloading()
+            log.info("config_reloading", config=self.config_path)
+            try:
+                new = await asyncio.get_running_loop().run_in_executor(None, load_checked_config, self.config_path)
+            except ConfigError as exc:
+                log.error("config_reload_refused", config=self.config_path,
+                          errors=[issue.format(exc.source) for issue in exc.errors])
+                self.metrics.inc("config_reloads_total", result="refused")
+                self.notifier.ready(status_line(manager))
+                return False
+            old = manager.cfg
+            later = restart_needed(old, new)
+            new = dataclasses.replace(new, **{k: getattr(old, k) for k in RESTART_ONLY},
+                                      sip=dataclasses.replace(new.sip, **{k: getattr(old.sip, k)
+                                                                          for k in RESTART_ONLY_SIP}))
+            invokers = self._invokers(new, manager.services.invokers)
+            for inv in manager.reload(new, invokers):
+                await inv.close()
+                log.info("handler_pool_retired")
+            self.cfg = new
+            if self.api is not None:
+                self.api.reload(new)
+            if prober is not None:
+                await prober.start()
+            self.metrics.inc("config_reloads_total", result="applied")
+            log.info("config_reloaded", config=self.config_path, generation=manager.generation,
+                     applications=len(new.sip_media_applications), rules=len(new.sip_rules),
+                     voice_connectors=len(new.voice_connectors), active_calls=manager.active_calls,
+                     restart_needed=later)
+            self.notifier.ready(status_line(manager))
+            return True
+
+    def drain(self, *, exit_when_idle: bool = False, resume: bool = False) -> dict:
+        """``chimevoice drain``: refuse new calls (503, cause ``draining``) and let live ones
+        finish; with *exit_when_idle* the daemon then shuts down; *resume* takes calls again."""
+        assert self.manager is not None
+        manager = self.manager
+        if resume:
+            manager.accepting = True
+            self.exit_when_idle = False
+            log.info("drain_cancelled", active_calls=manager.active_calls)
+        else:
+            manager.accepting = False
+            if exit_when_idle and not self.exit_when_idle:
+                self.exit_when_idle = True
+                self._spawn(self._exit_when_idle())
+            log.info("draining_requested", active_calls=manager.active_calls, exit_when_idle=exit_when_idle)
+        self.notifier.status(status_line(manager))
+        return {"draining": not manager.accepting, "active_calls": manager.active_calls,
+                "exit_when_idle": self.exit_when_idle}
+
+    async def _exit_when_idle(self) -> None:
+        assert self.manager is not None
+        await self.manager.idle.wait()
+        if self.exit_when_idle:
+            log.info("drained", calls_total=self.metrics.counter("calls_total"))
+            self.stopping.set()
+
+    async def _keepalive(self, manager: CallManager, endpoint) -> None:
+        """STATUS= with the call count, and WATCHDOG=1 every half WATCHDOG_USEC while the loop
+        runs and the pjsua2 thread is alive (a stuck loop or a dead SIP thread stops the pings,
+        and systemd restarts the service)."""
+        interval = self.notifier.watchdog_interval_s or 5.0
+        last = ""
+        while True:
+            if self.notifier.watchdog_usec and endpoint.alive:
+                self.notifier.watchdog()
+            line = status_line(manager)
+            if line != last:
+                self.notifier.status(line)
+                last = line
+            await asyncio.sleep(interval)
 
     async def _start_api(self, control: CallControl):
         """The call-control API (docs/api.md) on ``api.listen``."""
@@ -202,13 +323,29 @@ class Daemon:
             return web.json_response({"status": "ok" if manager.accepting else "draining",
                                       "active_calls": manager.active_calls})
 
+        async def drain(request):
+            if not _loopback(request.remote):
+                return web.json_response({"error": "drain is accepted from loopback only"}, status=403)
+            q = request.query
+            return web.json_response(self.drain(exit_when_idle=q.get("exit") in ("1", "true"),
+                                                resume=q.get("resume") in ("1", "true")))
+
         app = web.Application()
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/health", health)
-        paths = ["/metrics", "/health", *add_routes(app, StatusService(manager, listeners=listeners or ()))]
+        app.router.add_post("/drain", drain)
+        paths = ["/metrics", "/health", "/drain",
+                 *add_routes(app, StatusService(manager, listeners=listeners or ()))]
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         assert self.http is not None
         await web.TCPSite(runner, self.http[0], self.http[1]).start()
         log.info("http_listening", address=self.http[0], port=self.http[1], paths=paths)
         return runner
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False

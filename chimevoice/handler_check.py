@@ -12,9 +12,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Config, ConfigError, ConfigIssue, load_config
+from lambda_bridge import HandlerConfig
+
+from .config import Config, ConfigError, ConfigIssue, SipMediaApplication, load_config
 
 DEFAULT_TIMEOUT_S = 10.0
+
+
+def handler_config(app: SipMediaApplication, config_dir: Path, cfg: Config | None = None) -> HandlerConfig:
+    """The invoker's view of an application. With the whole configuration ``cfg``: the variables that
+    point its SDKs at chimevoice's endpoints (``aws_local.handler_environment``; the application's own
+    ``environment`` wins) and its installed ``requirements.txt`` packages (``packages``) on its path."""
+    h = app.handler
+    python_path = tuple(str(p) for p in h.python_path) or (str(config_dir),)
+    environment = dict(h.environment)
+    if cfg is not None:
+        from .aws_local import handler_environment
+        from .packages import installed_dir
+        environment = {**handler_environment(cfg), **environment}
+        if h.type == "python":
+            deps = installed_dir(cfg.data_dir, app.id, Path(python_path[0]))
+            if deps is not None:
+                python_path = (python_path[0], str(deps), *python_path[1:])
+    return HandlerConfig(
+        type=h.type, target=h.target, function_name=app.name, environment=environment,
+        timeout_s=h.timeout_s, retry_after_s=h.retry_after_s, max_retries=h.max_retries,
+        workers=h.workers, python_path=python_path,
+        aws_region=app.aws_region, aws_account_id=app.aws_account_id,
+        memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers),
+        code_dir=str(h.code_dir or config_dir) if h.type == "nodejs" else None)
 
 
 def config_dir(cfg: Config) -> Path:
@@ -28,8 +54,6 @@ def check_handlers(cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Co
     if not apps:
         return []
     from lambda_bridge.preflight import check_handlers as check_pool_handlers
-
-    from .daemon import handler_config
 
     folder = config_dir(cfg)
     problems = check_pool_handlers([handler_config(app, folder, cfg) for _, app in apps], timeout_s)
@@ -63,4 +87,4 @@ def summary(cfg: Config, path: str | Path) -> str:
             f"{len(cfg.sip.listeners)} listeners)")
 
 
-__all__ = ["check_handlers", "config_dir", "load_checked_config", "summary"]
+__all__ = ["check_handlers", "config_dir", "handler_config", "load_checked_config", "summary"]

@@ -273,7 +273,8 @@ class SimDriver:
         match cmd:
             case c.Invoke():
                 self.invocations.append(cmd)
-            case c.Ring() | c.LinkAudio() | c.UnlinkAudio() | c.SetVoiceFocus() | c.PauseRecording() | c.Log():
+            case (c.Ring() | c.LinkAudio() | c.UnlinkAudio() | c.SetVoiceFocus() | c.PauseRecording() | c.Log()
+                  | c.ActionEnded()):
                 pass
             case c.Answer(call_id=cid) | c.EarlyMedia(call_id=cid):
                 self.later(MEDIA_DELAY_S, I.MediaReady(cid))

@@ -66,7 +66,7 @@ class StatusService:
                  history_minutes: int = HISTORY_MINUTES) -> None:
         self.manager = manager
         self.listeners = [{"transport": t, "address": a, "port": p} for t, a, p in listeners]
-        self.invokers = invokers if invokers is not None else _invokers(manager)
+        self._invokers = invokers
         self.clock = clock
         self.monotonic = monotonic
         self.started = monotonic()
@@ -78,6 +78,11 @@ class StatusService:
 
     # -- the per-minute history ----------------------------------------------------
     @property
+    def invokers(self) -> dict[str, Any]:
+        """The handler invokers new calls use (after a reload, the new configuration's)."""
+        return self._invokers if self._invokers is not None else _invokers(self.manager)
+
+    @property
     def metrics(self) -> Metrics:
         return self.manager.metrics
 
@@ -87,7 +92,7 @@ class StatusService:
 
     def _sample(self) -> tuple[float, list[int]]:
         m = self.metrics
-        return m.counter("calls_total"), list(m.hist.get(LATENCY, [0] * (len(Metrics._BUCKETS) + 1)))
+        return m.counter("calls_total"), m.histogram(LATENCY)
 
     def _entry(self, minute: int, calls: float, hist: list[int]) -> dict[str, Any]:
         dcounts = [max(0, a - b) for a, b in zip(hist, self._base_hist)]
@@ -138,7 +143,9 @@ class StatusService:
                 "calls_total": int(m.counter("calls_total")),
                 "calls_rejected_total": int(_sum(m, "calls_rejected_total")),
                 "handler_invocations_total": int(_sum(m, "handler_invocations_total")),
+                "admission_refusals_total": int(_sum(m, "admission_refusals_total")),
             },
+            "config_generation": getattr(manager, "generation", 0),
             "listeners": list(self.listeners),
             "workers": self._workers(),
             "calls": calls,

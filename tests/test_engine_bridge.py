@@ -77,8 +77,8 @@ def of(cmds: list[Any], kind: type) -> list[Any]:
 
 
 def work(cmds: list[Any]) -> list[Any]:
-    """Every command but log lines."""
-    return [x for x in cmds if not isinstance(x, c.Log)]
+    """Every command but log lines and ActionEnded (a metric)."""
+    return [x for x in cmds if not isinstance(x, (c.Log, c.ActionEnded))]
 
 
 def invoked(cmds: list[Any]) -> dict[str, Any]:

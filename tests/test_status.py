@@ -73,6 +73,7 @@ def test_snapshot_lists_calls_legs_totals_listeners_and_workers(setup):
     m = manager.metrics
     m.inc("calls_total", 7)
     m.inc("calls_rejected_total", code="503")
+    m.inc("admission_refusals_total", cause="rate")
     m.inc("calls_rejected_total", 2, code="404")
     m.inc("handler_invocations_total", 5, outcome="ok")
     m.inc("handler_invocations_total", outcome="timeout")
@@ -81,7 +82,7 @@ def test_snapshot_lists_calls_legs_totals_listeners_and_workers(setup):
     json.dumps(snap)                                        # JSON all the way down
     assert snap["time"] == wall.t and snap["uptime_s"] == 30.0 and snap["accepting"] is True
     assert snap["totals"] == {"calls_active": 2, "calls_total": 7, "calls_rejected_total": 3,
-                              "handler_invocations_total": 6}
+                              "handler_invocations_total": 6, "admission_refusals_total": 1}
     assert snap["listeners"] == [{"transport": "udp", "address": "127.0.0.1", "port": 5060},
                                  {"transport": "tcp", "address": "127.0.0.1", "port": 5060}]
     assert snap["workers"] == [

@@ -63,6 +63,9 @@ def _check_sip_headers(headers: Mapping[str, str]) -> None:
             raise BadRequestException(f"SipHeaders: the value of {name!r} must not contain CR, LF or NUL.")
 
 
+RELOAD: web.AppKey[Callable[[Config], None]] = web.AppKey("chimevoice_reload")
+
+
 class _Operations:
     """The implemented operations: input member dict -> output member dict."""
 
@@ -167,7 +170,8 @@ def make_app(config: Config, control: CallControl, *, clock: Callable[[], float]
     model = load_model(SERVICE)
     started = datetime.fromtimestamp(clock(), timezone.utc)
     resources = ConfigResources(config, config.api.region, config.api.account_id, started)
-    operations = _Operations(config, control, resources).table()
+    ops = _Operations(config, control, resources)
+    operations = ops.table()
     verifier = SigV4Verifier({key.access_key_id: key.secret_access_key for key in config.api.access_keys},
                              region=config.api.region, clock=clock,
                              service=model.metadata.get("signingName", model.endpoint_prefix))
@@ -225,6 +229,13 @@ def make_app(config: Config, control: CallControl, *, clock: Callable[[], float]
         route = route_of(model.operation_model(name))
         app.router.add_route(route.method, route.path, endpoint(route), name=name)
     app.router.add_route("*", "/{tail:.*}", unknown, name="Unknown")
+    def reload(new: Config) -> None:
+        """A reloaded configuration (SIGHUP): Get/List and the application check read it; the
+        keys, region and listener (``api``) stay as they started."""
+        ops.config = new
+        ops.resources = ConfigResources(new, config.api.region, config.api.account_id, started)
+
+    app[RELOAD] = reload
     return app
 
 
@@ -259,6 +270,10 @@ class ApiServer:
         self._runner = runner
         self.addresses = [tuple(address[:2]) for address in runner.addresses]
         log.info("api_listening", address=self.addresses[0][0], port=self.addresses[0][1])
+
+    def reload(self, config: Config) -> None:
+        """Serve *config*'s applications, rules, connectors and numbers from now on."""
+        self._app[RELOAD](config)
 
     async def stop(self) -> None:
         """Stop listening; requests in flight finish first."""

@@ -36,9 +36,6 @@ from .prompts import PromptService
 from .registry import CallRegistry
 
 MSG_SYSTEM = "System error while running action"
-#: Events that end an action, and the result they stand for (actions_total{type,result}).
-_ACTION_RESULTS = {"ACTION_SUCCESSFUL": "successful", "ACTION_FAILED": "failed",
-                   "ACTION_INTERRUPTED": "interrupted"}
 
 
 class SipControl(Protocol):
@@ -143,6 +140,8 @@ class CallDriver:
                 rec.end_ms = now_ms()
                 rec.status_code = event.status_code
                 rec.hangup_source = "caller" if event.by_remote else "application"
+            if event.rtp is not None:
+                self._rtp_metrics(event.leg_id, event.rtp)
             self.inband_legs.pop(event.leg_id, None)
             if self.s.media is not None:
                 self.s.media.send(mw.LegEnded(event.leg_id))
@@ -161,7 +160,19 @@ class CallDriver:
             metrics.inc("digits_sent_total", method=event.method)
             self.feed(I.DigitsSent(event.leg_id, event.send_id))
         elif isinstance(event, ev.CommandFailed):
+            metrics.inc("errors_total", type="sip_command_failed")
             self.feed(I.CommandFailed(engine_command(event.command), event.message))
+
+    def _rtp_metrics(self, leg_id: str, rtp: ev.RtpStats) -> None:
+        metrics = self.s.metrics
+        for direction, d in (("rx", rtp.rx), ("tx", rtp.tx)):
+            metrics.inc("rtp_packets_total", d.packets, direction=direction)
+            metrics.inc("rtp_packets_lost_total", d.lost, direction=direction)
+            if d.packets:
+                metrics.observe("rtp_jitter_seconds", d.jitter_ms / 1000, direction=direction)
+        self.log.info("rtp_stats", call_id=leg_id, rx_packets=rtp.rx.packets, rx_lost=rtp.rx.lost,
+                      rx_jitter_ms=round(rtp.rx.jitter_ms, 2), tx_packets=rtp.tx.packets, tx_lost=rtp.tx.lost,
+                      tx_jitter_ms=round(rtp.tx.jitter_ms, 2))
 
     def on_media_event(self, event: mw.MediaEvent) -> None:
         if isinstance(event, mw.InbandDigit):
@@ -251,6 +262,10 @@ class CallDriver:
                 sip.send(sc.SetVoiceFocus(cid, enabled))            # the legs that hear it
             case c.Log(level=level, event=event, fields=fields):
                 getattr(self.log, level, self.log.info)(event, **fields)
+            case c.ActionEnded(type_name=name, result=result, error_type=error_type):
+                self.s.metrics.inc("actions_total", type=name, result=result)
+                if error_type:
+                    self.s.metrics.inc("errors_total", type=error_type)
             case c.Finished(reason=reason):
                 self._finished(reason)
 
@@ -342,24 +357,22 @@ class CallDriver:
         t0 = time.monotonic()
         self.log.debug("handler_invoke", event_type=event_type, sequence=cmd.event["Sequence"],
                        sip_media_application=cmd.app_id)
-        result_of = _ACTION_RESULTS.get(event_type)
-        if result_of is not None:                 # an action ended: count it by type and result
-            metrics.inc("actions_total", type=str(cmd.event.get("ActionData", {}).get("Type", "")),
-                        result=result_of)
         inp: I.Input
         try:
             result = await invoker.invoke(cmd.event, log_context={
                 "TransactionId": self.tx.transaction_id, "CallId": self.tx.leg_a})
         except InvocationError as exc:
             metrics.inc("handler_invocations_total", outcome=exc.kind, application=cmd.app_id)
+            metrics.inc("errors_total", type=f"handler_{exc.kind}")
             inp = I.HandlerFailed(exc.kind, exc.message)
         except Exception as exc:  # noqa: BLE001
             self.log.exception("handler_bridge_crashed")
             metrics.inc("handler_invocations_total", outcome="bridge_error", application=cmd.app_id)
+            metrics.inc("errors_total", type="handler_bridge_error")
             inp = I.HandlerFailed("error", repr(exc))
         else:
             metrics.inc("handler_invocations_total", outcome="ok", application=cmd.app_id)
-            metrics.observe("handler_latency_seconds", time.monotonic() - t0)
+            metrics.observe("handler_latency_seconds", time.monotonic() - t0, application=cmd.app_id)
             inp = I.HandlerResponded(result)
         elapsed = time.monotonic() - t0
         metrics.inc("handler_seconds_total", elapsed, application=cmd.app_id)    # mean latency per app

@@ -9,7 +9,9 @@ drains the daemon: refuse new calls, wait, hang up the rest, keep every CDR.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,14 +19,16 @@ from typing import Any
 import structlog
 
 from lambda_bridge import Invoker
+from sip_rules.admission import CAUSES, Admission, Limits, Refused
 
 from ..actions import REGISTRY
 from ..cdr import CdrWriter
-from ..config import Config, SipMediaApplication
+from ..config import AdmissionConfig, Config, SipMediaApplication
 from ..engine import inputs as I
 from ..engine.directory import Directory
 from ..engine.events import Participant
-from ..engine.transaction import Limits, Target, Transaction
+from ..engine.transaction import Limits as TxLimits
+from ..engine.transaction import Target, Transaction
 from ..media import worker as mw
 from ..media.audio import AudioCache
 from ..media.storage import BucketStore
@@ -41,6 +45,23 @@ from .prompts import PromptService
 from .registry import CallRegistry, LocalCallRegistry
 
 log = structlog.get_logger("chimevoice.calls")
+#: At most one ``call_refused`` log line per cause in this many seconds (a flood must not
+#: become a flood of log lines); the line counts the refusals it stands for.
+REFUSAL_LOG_INTERVAL_S = 1.0
+
+
+def admission_limits(cfg: AdmissionConfig) -> Limits:
+    return Limits(max_calls_per_second=cfg.max_calls_per_second, burst=cfg.burst,
+                  max_concurrent_calls=cfg.max_concurrent_calls, per_source_rate=cfg.per_source_rate,
+                  per_source_burst=cfg.per_source_burst)
+
+
+def _directory(cfg: Config, dialer: Dialer) -> Directory:
+    return Directory(
+        phone_numbers=frozenset(dialer.numbers),
+        voice_connectors=frozenset(vc.id for vc in cfg.voice_connectors
+                                   if vc.origination is not None and not vc.origination.disabled),
+        sip_media_applications=frozenset(app.id for app in cfg.sip_media_applications))
 
 
 class CallManager:
@@ -62,12 +83,19 @@ class CallManager:
                                  buckets=buckets, cdrs=self.cdrs, metrics=metrics, registry=self.calls,
                                  dialer=self.dialer, loop=self.loop, ended=self._call_ended)
         self.accepting = True
-        self.directory = Directory(
-            phone_numbers=frozenset(self.dialer.numbers),
-            voice_connectors=frozenset(vc.id for vc in cfg.voice_connectors
-                                       if vc.origination is not None and not vc.origination.disabled),
-            sip_media_applications=frozenset(app.id for app in cfg.sip_media_applications))
-        self.limits = Limits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
+        self.directory = _directory(cfg, self.dialer)
+        self.limits = TxLimits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
+        self.admission = Admission(admission_limits(cfg.admission), time.monotonic())
+        self._refusals: dict[str, tuple[float, int]] = {}       # cause -> (last log line, refused since)
+        #: Services of earlier configurations whose calls are still up, with the invokers
+        #: that the newer configuration no longer uses (closed when those calls end).
+        self.retired: list[tuple[Services, list[Invoker]]] = []
+        self.generation = 0
+        # counters with known labels are on /metrics from the start, at 0
+        for cause in (*CAUSES, "draining"):
+            metrics.inc("admission_refusals_total", 0, cause=cause)
+        for kind in ("internal", "sip_command_failed"):
+            metrics.inc("errors_total", 0, type=kind)
         self.idle = asyncio.Event()         # set when no call is live and every CDR is on disk
         self.object_written: Callable[[str], None] | None = None
         """Told the path of each recording closed in a bucket directory (the embedded S3 endpoint)."""
@@ -105,6 +133,7 @@ class CallManager:
                 driver.on_sip_event(event)
         except Exception:  # noqa: BLE001 - one call's bug must not stop the daemon
             log.exception("sip_event_failed", sip_event=type(event).__name__)
+            self.metrics.inc("errors_total", type="internal")
 
     def on_media_event(self, event: mw.MediaEvent) -> None:
         """An event of the media worker, on the loop."""
@@ -116,16 +145,21 @@ class CallManager:
                 driver.on_media_event(event)
         except Exception:  # noqa: BLE001
             log.exception("media_event_failed", media_event=type(event).__name__)
+            self.metrics.inc("errors_total", type="internal")
 
     # -- admission --------------------------------------------------------------
     def _incoming(self, call: ev.IncomingCall) -> None:
         self.metrics.inc("sip_invites_total")
         sip = self.services.sip
         if not self.accepting:
-            sip.send(sc.Reject(call.leg_id, 503, (("Retry-After", "5"),)))
-            self.metrics.inc("calls_rejected_total", code="503")
+            self._refuse(call, "draining", 5)
             return
         hairpin = self._hairpin(call)
+        if hairpin is None:                # a leg of a call already admitted is not a new call
+            decision = self.admission.admit(call.source_ip, len(self.calls), time.monotonic())
+            if isinstance(decision, Refused):
+                self._refuse(call, decision.cause, decision.retry_after_s)
+                return
         route = route_call(self.cfg, call, auth_secret=self.auth_secret, trusted=hairpin is not None,
                            hairpin_sma=hairpin[1] if hairpin else None)
         if isinstance(route, Rejection):
@@ -162,6 +196,22 @@ class CallManager:
                    sip_media_application=route.applications[0].id)
         driver.feed(I.InboundCallRouted())
 
+    def _refuse(self, call: ev.IncomingCall, cause: str, retry_after_s: int) -> None:
+        """503 with Retry-After; counted by cause; logged at most once a second per cause."""
+        self.services.sip.send(sc.Reject(call.leg_id, 503, (("Retry-After", str(retry_after_s)),)))
+        self.metrics.inc("calls_rejected_total", code="503")
+        self.metrics.inc("admission_refusals_total", cause=cause)
+        now = time.monotonic()
+        last, count = self._refusals.get(cause, (float("-inf"), 0))
+        count += 1
+        if now - last >= REFUSAL_LOG_INTERVAL_S:
+            log.warning("call_refused", cause=cause, sip_status=503, retry_after_s=retry_after_s,
+                        refused=count, source=f"{call.source_ip}:{call.source_port}",
+                        sip_call_id=call.sip_call_id, active_calls=len(self.calls))
+            self._refusals[cause] = (now, 0)
+        else:
+            self._refusals[cause] = (last, count)
+
     def _hairpin(self, call: ev.IncomingCall) -> tuple[str, str] | None:
         """(leg id, SMA id or "") when *call* is one this server placed to itself (a bridge to
         one of its numbers or SIP media applications, signed by the dialler), else None."""
@@ -195,8 +245,58 @@ class CallManager:
                    sip_media_application=app.id, sip_headers=sorted(sip_headers))
         return driver
 
+    # -- a new configuration (SIGHUP) ------------------------------------------------
+    def reload(self, cfg: Config, invokers: dict[str, Invoker]) -> list[Invoker]:
+        """Use *cfg* and *invokers* for every call that starts from now on. Calls in progress
+        keep the :class:`Services` they started with (configuration, invokers, dialler); the
+        invokers the new configuration does not reuse are closed once their calls have ended
+        (returned at once when no call uses them, for the caller to close)."""
+        old = self.services
+        dialer = Dialer(cfg, hairpin_secret=self.auth_secret)
+        # One health table for the OPTIONS prober: kept per connector whose origination is unchanged.
+        health = self.dialer.health
+        for vc_id in list(health):
+            if vc_id not in dialer.health:
+                del health[vc_id]
+        for vc_id, fresh in dialer.health.items():
+            before = old.cfg.voice_connector(vc_id)
+            now = cfg.voice_connector(vc_id)
+            if vc_id not in health or before is None or now is None or before.origination != now.origination:
+                health[vc_id] = fresh
+        dialer.health = health
+        self.cfg = cfg
+        self.dialer = dialer
+        self.services = dataclasses.replace(old, cfg=cfg, invokers=dict(invokers), dialer=dialer)
+        self.directory = _directory(cfg, dialer)
+        self.limits = TxLimits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
+        if cfg.admission != old.cfg.admission:
+            self.admission.reconfigure(admission_limits(cfg.admission), time.monotonic())
+        self.generation += 1
+        kept = {id(inv) for inv in invokers.values()}
+        unused = [inv for inv in old.invokers.values() if id(inv) not in kept]
+        if unused:
+            self.retired.append((old, unused))
+        return self._release_retired()
+
+    def _release_retired(self) -> list[Invoker]:
+        """Invokers of earlier configurations that no live call uses any more."""
+        live = {id(d.s) for d in self.calls}
+        free: list[Invoker] = []
+        keep: list[tuple[Services, list[Invoker]]] = []
+        for services, invokers in self.retired:
+            if id(services) in live:
+                keep.append((services, invokers))
+            else:
+                free.extend(invokers)
+        self.retired = keep
+        return free
+
     # -- the end of calls ---------------------------------------------------------
     def _call_ended(self, driver: CallDriver) -> None:
+        if self.retired:
+            for inv in self._release_retired():
+                self.loop.create_task(inv.close())
+                log.info("handler_pool_retired")
         self._check_idle()
 
     def _check_idle(self) -> None:

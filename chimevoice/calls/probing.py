@@ -98,7 +98,8 @@ class OptionsProber:
         self._conns: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        if not any(h.interval_s > 0 for h in self.health.values()):
+        """Start probing (a no-op when already running or when no route asks for probes)."""
+        if self._task is not None or not any(h.interval_s > 0 for h in self.health.values()):
             return
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self._answered),

@@ -212,6 +212,16 @@ class Log:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionEnded:
+    """An action ended (for the ``actions_total{type,result}`` metric): *result* is
+    ``successful``, ``failed`` (with *error_type*), ``interrupted`` (CALL_UPDATE_REQUESTED) or
+    ``abandoned`` (its leg hung up, or the call was ended, before it finished)."""
+    type_name: str
+    result: str
+    error_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The transaction is over: every leg is disconnected and no invocation is pending."""
     reason: str
@@ -219,5 +229,5 @@ class Finished:
 
 Command = (Invoke | Ring | Answer | Reject | Disconnect | EarlyMedia | Dial | LinkAudio | UnlinkAudio
            | PrepareAudio | PrepareSpeech | Play | StopPlay
-           | StartTimer | CancelTimer | Log | Finished | BotRequest | BotRelease
+           | StartTimer | CancelTimer | Log | ActionEnded | Finished | BotRequest | BotRelease
            | SendDigits | StopDigits | StartRecording | StopRecording | PauseRecording | SetVoiceFocus)

@@ -582,7 +582,7 @@ class Transaction:
                 and current.interruptible):
             # 01 §6.7: the running PlayAudio / RecordAudio / Pause stops, the handler is told
             # (its reply is ignored), then the new actions run.
-            self._abandon_current()
+            self._abandon_current("interrupted")
             self.log("info", "action_interrupted", action=current.type_name)
             self._send(E.ACTION_INTERRUPTED, action_data=E.action_data(
                 current.type_name, current.echo_parameters()))
@@ -646,6 +646,7 @@ class Transaction:
         if action is not self.current:
             return
         self.current = None
+        self.emit(c.ActionEnded(action.type_name, "successful"))
         top_level = extra.pop("_top_level", None)
         data = action.success_data(**extra)
         if not self._any_connected():
@@ -664,6 +665,7 @@ class Transaction:
         action.stop()
         self.current = None
         self.pending_actions.clear()
+        self.emit(c.ActionEnded(action.type_name, "failed", error_type))
         self.log("warning", "action_failed", action=action.type_name, error_type=error_type, error=message)
         if self._any_connected():
             self._send(E.ACTION_FAILED, action_data=E.action_data(
@@ -675,11 +677,14 @@ class Transaction:
         if action is not self.current:
             return
         self.current = None
+        self.emit(c.ActionEnded(action.type_name, "successful"))
         self.pending_actions.clear()
 
-    def _abandon_current(self) -> None:
+    def _abandon_current(self, result: str = "abandoned") -> None:
         action, self.current = self.current, None
         if action is not None:
+            if not action.ctx.done:
+                self.emit(c.ActionEnded(action.type_name, result))
             action.ctx.done = True
             action.stop()
 

@@ -114,6 +114,11 @@ class SipEndpoint:
         self._thread.join(timeout)
         self._thread = None
 
+    @property
+    def alive(self) -> bool:
+        """The pjsua2 thread is running (the watchdog pings only while it is)."""
+        return self._thread is not None and self._thread.is_alive()
+
     # -- commands (any thread) -------------------------------------------
     def send(self, cmd: sc.SipCommand) -> None:
         """Hand a command to the pjsua2 thread (returns at once; results come as events)."""
@@ -285,6 +290,8 @@ class _Core:
 
     def destroy(self) -> None:
         try:
+            for call in list(self.calls.values()):
+                self.snapshot_rtp(call)
             self.ep.hangupAllCalls()
             for _ in range(40):
                 self.ep.libHandleEvents(10)
@@ -373,6 +380,7 @@ class _Core:
         headers: tuple[tuple[str, str], ...] = ()
         if cause:
             headers = (("Reason", f"SIP;cause={cause}"),)
+        self.snapshot_rtp(call)     # pjsua skips onStreamDestroyed for a call we hang up
         call.hangup(self._op(0 if call.answered else (cause or 480), headers))
 
     def _cmd_play(self, cmd: sc.Play) -> None:
@@ -826,7 +834,7 @@ class _Core:
             self.post(ev.CallDisconnected(
                 call.leg_id, int(info.lastStatusCode), info.lastReason,
                 by_remote=not call.local_hangup, connect_duration_s=info.connectDuration.sec
-                + info.connectDuration.msec / 1000.0))
+                + info.connectDuration.msec / 1000.0, rtp=call.rtp))
 
     def _teardown(self, call: _Call) -> None:
         """The leg is gone: release what plays to it, its taps and its links. pjsua has
@@ -859,6 +867,23 @@ class _Core:
         if self.calls.get(call.leg_id) is call:
             del self.calls[call.leg_id]
         call.audio = None
+
+    def snapshot_rtp(self, call: _Call, index: int | None = None) -> None:
+        """Keep the leg's RTP statistics (``call.rtp``) while its stream still exists: from
+        onStreamDestroyed when the far end ends the call, before our own hangup otherwise."""
+        if call.rtp is not None or call.audio is None:
+            return
+        for idx in (index,) if index is not None else range(4):
+            try:
+                rtcp = call.getStreamStat(idx).rtcp
+            except pj.Error:
+                continue                    # not an audio stream (or none at that index)
+            call.rtp = ev.RtpStats(
+                rx=ev.RtpDirection(int(rtcp.rxStat.pkt), int(rtcp.rxStat.loss),
+                                   rtcp.rxStat.jitterUsec.mean / 1000.0),
+                tx=ev.RtpDirection(int(rtcp.txStat.pkt), int(rtcp.txStat.loss),
+                                   rtcp.txStat.jitterUsec.mean / 1000.0))
+            return
 
     def dtmf(self, call: _Call, digit: str, method: int) -> None:
         kind = "sip-info" if method == self.pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
@@ -946,6 +971,7 @@ class _Call(pj.Call):
         self.tap_out: Any = None
         self.focus = False                  # VoiceFocus: legs that hear this one hear it suppressed
         self.denoise: Any = None            # a DenoiseSink in this leg's place as a sink, once made
+        self.rtp: ev.RtpStats | None = None  # the stream's statistics, kept just before it goes
 
     @property
     def hears(self) -> Any:
@@ -965,6 +991,12 @@ class _Call(pj.Call):
             self.core.media_state(self)
         except Exception:  # noqa: BLE001
             log.exception("media_state_failed", leg_id=self.leg_id)
+
+    def onStreamDestroyed(self, prm) -> None:
+        try:
+            self.core.snapshot_rtp(self, prm.streamIdx)
+        except Exception:  # noqa: BLE001
+            log.exception("rtp_stats_failed", leg_id=self.leg_id)
 
     def onDtmfDigit(self, prm) -> None:
         if self.abandoned:

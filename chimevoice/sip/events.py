@@ -29,12 +29,30 @@ class MediaReady:
 
 
 @dataclass(frozen=True, slots=True)
+class RtpDirection:
+    packets: int
+    lost: int
+    jitter_ms: float            # mean interarrival jitter (RFC 3550) over the call
+
+
+@dataclass(frozen=True, slots=True)
+class RtpStats:
+    """A leg's RTP stream at its end (pjmedia's RTCP statistics): ``rx`` is what the far end
+    sent us, measured here; ``tx`` what we sent, with the loss and jitter the far end's RTCP
+    receiver reports gave (zero when it sent none)."""
+
+    rx: RtpDirection
+    tx: RtpDirection
+
+
+@dataclass(frozen=True, slots=True)
 class CallDisconnected:
     leg_id: str
     status_code: int            # last SIP status seen on the dialog (e.g. 200 after BYE, 487 after CANCEL)
     reason: str
     by_remote: bool             # the far end hung up (BYE/CANCEL), not us
     connect_duration_s: float = 0.0
+    rtp: RtpStats | None = None  # None: the leg never had media
 
 
 @dataclass(frozen=True, slots=True)

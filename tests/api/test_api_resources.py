@@ -214,3 +214,21 @@ async def test_aws_cli_lists_the_configuration(api, tmp_path):
     assert denied.returncode != 0
     assert "InvalidSignatureException" in denied.stderr
 
+
+
+async def test_a_reloaded_configuration_is_served(start_server, config, control):
+    """SIGHUP: the daemon hands the API the new configuration (ApiServer.reload)."""
+    from .conftest import CONFIG, make_config
+    api = await start_server(config, control)
+    client = api.client()
+    new_id = "5e6b0d2e-7f5a-4d36-9a3c-1f0c2f8f9a11"
+    with pytest.raises(client.exceptions.NotFoundException):
+        await call(client.get_sip_media_application, SipMediaApplicationId=new_id)
+    added = CONFIG.replace("sip_media_applications:\n", "sip_media_applications:\n"
+                           f"  - id: {new_id}\n    name: added-by-reload\n"
+                           "    handler: {type: python, target: chimevoice.demo.handler:handler}\n", 1)
+    api.server.reload(make_config(added))
+    app = (await call(client.get_sip_media_application, SipMediaApplicationId=new_id))["SipMediaApplication"]
+    assert app["Name"] == "added-by-reload"
+    listed = (await call(client.list_sip_media_applications))["SipMediaApplications"]
+    assert new_id in [a["SipMediaApplicationId"] for a in listed]

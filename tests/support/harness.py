@@ -74,6 +74,7 @@ class Daemon:
     config_path: Path | None = None
     extra_listeners: list[dict] = field(default_factory=list)
     http_port: int | None = None             # serve /metrics and /health there (--http)
+    env: dict[str, str] = field(default_factory=dict)   # added to the daemon's environment
 
     @property
     def prompts(self) -> Path:
@@ -85,7 +86,9 @@ class Daemon:
 
     def write_config(self, apps: list[dict], *, rules: list[dict] | None = None,
                      allow: list[str] | None = None, unanswered_timeout_s: float = 30,
-                     credentials: dict | None = None, numbers: list[str] | None = None) -> Path:
+                     credentials: dict | None = None, numbers: list[str] | None = None,
+                     extra: dict | None = None) -> Path:
+        """The daemon's configuration file; *extra* holds more top-level sections (e.g. ``admission``)."""
         vc = {"id": "vc-test", "name": "test trunk", "host_name": "vc-test.voiceconnector.chimevoice.local",
               "allow_list": allow or ["127.0.0.1/32"], "phone_numbers": numbers or [NUMBER, "+15550100009"]}
         if credentials:
@@ -104,6 +107,7 @@ class Daemon:
                 "id": RULE, "name": "test", "trigger_type": "ToPhoneNumber", "trigger_value": NUMBER,
                 "target_applications": [{"sip_media_application_id": apps[0]["id"], "priority": 1}]}],
             "buckets": {"prompts": str(self.prompts)},
+            **(extra or {}),
         }
         self.prompts.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "chimevoice.yaml"
@@ -116,7 +120,8 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chimevoice", "run", "-c", str(self.config_path), "--drain-seconds", "1",
              *(["--http", f"127.0.0.1:{self.http_port}"] if self.http_port else [])],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"))
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"),
+            env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(e.get("event") == "chimevoice_ready" for e in self.logs()):

@@ -1,0 +1,354 @@
+"""Running the daemon in production: admission control under a flood (503 + Retry-After, a log
+line, a metric), the systemd notify protocol (READY, STATUS, WATCHDOG, RELOADING, STOPPING) on a
+socket the test creates, ``chimevoice drain`` / ``status``, RTP statistics in /metrics, and SIGHUP
+reloading the configuration while a call is in progress. One real daemon, real SIP over loopback."""
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from chimevoice.media.analysis import goertzel_power
+from chimevoice.media.audio import read_pcm
+from tests.support.harness import (
+    APP_A,
+    APP_B,
+    ROOT,
+    free_port,
+    handler_app,
+    handler_events,
+    module_daemon,
+    number_rules,
+    read_events,
+    write_tone,
+)
+
+pytestmark = pytest.mark.sip
+LONG = "+15550100008"          # scripted.py: a 1000 Hz tone, 30 x 1 s; the caller hangs up
+TONE_THEN_HANGUP = "+15550100005"  # scripted.py: a tone, then the handler hangs up
+NO_RULE = "+15550100099"       # on the trunk, no SIP rule: 404 once admitted
+WATCHDOG_USEC = 600_000
+
+
+# -- a bare SIP UAC: one INVITE per UDP socket, the final response and its headers ----------------
+
+def _invite(sock: socket.socket, port: int, user: str) -> tuple[str, str]:
+    host, lport = sock.getsockname()
+    call_id, branch = uuid.uuid4().hex, "z9hG4bK" + uuid.uuid4().hex[:16]
+    sdp = (f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+           f"m=audio {lport + 1} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+    head = (f"INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {host}:{lport};branch={branch};rport\r\n"
+            f"From: <sip:+15105550101@{host}>;tag=t{call_id[:8]}\r\nTo: <sip:{user}@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:uac@{host}:{lport}>\r\nMax-Forwards: 70\r\n"
+            f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n")
+    sock.sendto((head + sdp).encode(), ("127.0.0.1", port))
+    return call_id, branch
+
+
+def _final(sock: socket.socket, port: int, user: str, branch: str, timeout: float = 5.0) -> tuple[int, dict]:
+    sock.settimeout(timeout)
+    while True:
+        data = sock.recv(65535).decode(errors="replace")
+        status = int(data.split(" ", 2)[1])
+        headers = {}
+        for line in data.split("\r\n\r\n")[0].split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if status < 200:
+            continue
+        if status >= 300:          # ACK the refusal, as a UAC must (no retransmissions)
+            host, lport = sock.getsockname()
+            ack = (f"ACK sip:{user}@127.0.0.1:{port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP {host}:{lport};branch={branch};rport\r\n"
+                   f"From: {headers['from']}\r\nTo: {headers['to']}\r\nCall-ID: {headers['call-id']}\r\n"
+                   f"CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+            sock.sendto(ack.encode(), ("127.0.0.1", port))
+        return status, headers
+
+
+def flood(port: int, user: str, sources: list[str]) -> list[tuple[int, dict]]:
+    """One INVITE from each address of *sources* (repeats allowed), all sent before any answer
+    is read; the final responses in the same order."""
+    socks = []
+    for src in sources:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((src, 0))
+        socks.append(s)
+    try:
+        sent = [_invite(s, port, user) for s in socks]
+        return [_final(s, port, user, branch) for s, (_, branch) in zip(socks, sent)]
+    finally:
+        for s in socks:
+            s.close()
+
+
+# -- the daemon ---------------------------------------------------------------------------------
+
+class NotifyListener:
+    """The systemd side of sd_notify: a unix datagram socket, every message kept with its time."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, dict[str, str]]] = []
+        self.closed = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while not self.closed:
+            try:
+                data = self.sock.recv(4096).decode()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
+            self.messages.append((time.monotonic(), fields))
+
+    def wait(self, key: str, value: str | None = None, *, after: int = 0, timeout: float = 10.0) -> int:
+        """Index of the first message from *after* on that has *key* (= *value*)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, (_, m) in enumerate(self.messages[after:], after):
+                if key in m and (value is None or m[key] == value):
+                    return i
+            time.sleep(0.02)
+        raise AssertionError(f"no {key}={value} after #{after}: {self.messages[after:]}")
+
+
+def apps(d, env_a: dict | None = None) -> list[dict]:
+    return [handler_app(APP_A, "scripted", "scripted:handler", {"EVENTS_DIR": str(d.events / "a"), **(env_a or {})}),
+            handler_app(APP_B, "scripted", "scripted:handler", {"EVENTS_DIR": str(d.events / "b")})]
+
+
+def rules(app_for_long: str) -> list[dict]:
+    return [*number_rules([LONG], app_for_long, "cccccccc-0000-4000-8000", "long"),
+            *number_rules([TONE_THEN_HANGUP], APP_A, "dddddddd-0000-4000-8000", "tone")]
+
+
+ADMISSION = {"max_calls_per_second": 5, "burst": 5, "max_concurrent_calls": 1,
+             "per_source": {"rate": 1, "burst": 3}}
+
+
+def write(d, app_for_long: str = APP_A, env_a: dict | None = None, allow: list[str] | None = None) -> None:
+    d.write_config(apps(d, env_a), rules=rules(app_for_long), numbers=[LONG, TONE_THEN_HANGUP, NO_RULE],
+                   extra={"admission": ADMISSION}, allow=allow)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    d = module_daemon(tmp_path_factory, "operations")
+    for sub in ("a", "b"):
+        (d.events / sub).mkdir()
+    d.http_port = free_port()
+    d.notify = NotifyListener(d.workdir / "notify.sock")
+    d.env = {"NOTIFY_SOCKET": str(d.workdir / "notify.sock"), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
+    write(d)
+    write_tone(d.prompts / "tone1000.wav", 1000, 1.0)
+    write_tone(d.prompts / "tone400.wav", 400, 0.5)
+    d.start()
+    yield d
+    before = len(d.notify.messages)
+    try:                                   # the end: drain --exit, the daemon leaves once idle
+        out = cli(d, "drain", "--exit", "--wait")
+        assert out.returncode == 0 and "exits when they have ended" in out.stdout, out
+        assert d.proc.wait(15) == 0, d.log_path.read_text()[-3000:]
+        d.wait_log("drained")
+        d.notify.wait("STOPPING", "1", after=before, timeout=1)
+    finally:
+        d.stop()
+        d.notify.closed = True
+
+
+def metrics(d) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{d.http_port}/metrics", timeout=5).read().decode()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"chimevoice_{name}{{{want}}} " if want else f"chimevoice_{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_new_log(d, mark: int, event: str, timeout: float = 10.0, **match) -> dict:
+    """The first log event *event* (with *match*) among the lines after the first *mark* ones."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for e in d.logs()[mark:]:
+            if e.get("event") == event and all(e.get(k) == v for k, v in match.items()):
+                return e
+        time.sleep(0.05)
+    raise AssertionError(f"no new log event {event} {match}; log tail:\n" + d.log_path.read_text()[-3000:])
+
+
+def cli(d, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chimevoice", *args, "--url", f"http://127.0.0.1:{d.http_port}"],
+                          capture_output=True, text=True, timeout=20, cwd=ROOT)
+
+
+# -- the tests ----------------------------------------------------------------------------------
+
+def test_ready_status_and_watchdog_are_sent_to_the_notify_socket(daemon):
+    n = daemon.notify
+    ready = n.wait("READY", "1")
+    assert "calls active" in n.messages[ready][1]["STATUS"]
+    first = n.wait("WATCHDOG", "1", after=ready)
+    third = n.wait("WATCHDOG", "1", after=n.wait("WATCHDOG", "1", after=first + 1) + 1)
+    gap = (n.messages[third][0] - n.messages[first][0]) / 2
+    assert 0.15 <= gap <= 0.6, gap              # half of WATCHDOG_USEC (0.3 s), under load
+
+
+def test_a_flood_from_one_source_is_refused_with_503_and_retry_after(daemon):
+    time.sleep(1.2)                                 # the buckets are full again
+    answers = flood(daemon.port, NO_RULE, ["127.0.0.3"] * 8)
+    codes = [status for status, _ in answers]
+    assert codes.count(403) == 3, codes             # the source's burst passed admission (then the allow list)
+    assert codes.count(503) == 5, codes
+    assert all(int(h["retry-after"]) >= 1 for status, h in answers if status == 503)
+    assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.4"])] == [403]    # other sources are served
+    daemon.wait_log("call_refused", cause="source_rate")
+    assert metric(metrics(daemon), "admission_refusals_total", cause="source_rate") >= 5
+
+
+def test_above_the_daemon_wide_rate_new_invites_get_503(daemon):
+    time.sleep(1.2)
+    answers = flood(daemon.port, NO_RULE, [f"127.0.1.{i}" for i in range(1, 13)])   # 12 sources, 1 each
+    codes = [status for status, _ in answers]
+    assert codes.count(403) == 5 and codes.count(503) == 7, codes     # burst 5, then the rate's 503s
+    daemon.wait_log("call_refused", cause="rate")
+    assert metric(metrics(daemon), "admission_refusals_total", cause="rate") >= 7
+
+
+def test_at_the_concurrency_cap_new_calls_are_refused_and_the_live_one_keeps_its_audio(daemon, tmp_path):
+    time.sleep(1.2)
+    rec = tmp_path / "live.wav"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        live = pool.submit(daemon.call, user=LONG, hangup_after=4, record=rec, max_seconds=15)
+        daemon.wait_log("call_routed", called=LONG)
+        time.sleep(1.0)
+        refused = daemon.call(user=TONE_THEN_HANGUP, max_seconds=5)
+        res = live.result()
+    assert refused["final_status"] == 503 and not refused["answered"], refused
+    assert res["answered"] and res["hangup_by"] == "local" and res["connected_seconds"] >= 3.5, res
+    heard, rate = read_pcm(rec)
+    tail = heard[-rate:].astype(np.float64)                      # the last second: still the tone
+    assert goertzel_power(tail, rate, 1000) > 100 * goertzel_power(tail, rate, 400) and np.abs(tail).max() > 2000
+    daemon.wait_log("call_refused", cause="concurrency")
+    assert metric(metrics(daemon), "admission_refusals_total", cause="concurrency") >= 1
+
+
+def test_rtp_statistics_per_direction_are_on_metrics(daemon):
+    time.sleep(1.2)
+    before = metrics(daemon)
+    lines = len(daemon.logs())
+    caller_ends = daemon.call(user=LONG, hangup_after=1.5, max_seconds=10)       # the caller's BYE
+    we_end = daemon.call(user=TONE_THEN_HANGUP, max_seconds=10)                # the handler hangs up: ours
+    assert caller_ends["hangup_by"] == "local" and we_end["hangup_by"] == "remote", (caller_ends, we_end)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        stats = [e for e in daemon.logs()[lines:] if e.get("event") == "rtp_stats"]
+        if len(stats) >= 2:
+            break
+        time.sleep(0.05)
+    assert len(stats) == 2, stats
+    assert all(e["rx_packets"] > 20 and e["tx_packets"] > 20 and e["rx_lost"] == 0 for e in stats), stats
+    after = metrics(daemon)
+    for direction in ("rx", "tx"):
+        assert (metric(after, "rtp_packets_total", direction=direction)
+                - metric(before, "rtp_packets_total", direction=direction)) > 20
+        assert f'chimevoice_rtp_packets_lost_total{{direction="{direction}"}}' in after
+        assert metric(after, "rtp_jitter_seconds_count", direction=direction) >= 1
+    assert metric(after, "handler_latency_seconds_count", application=APP_A) >= 2
+    assert re.search(r'chimevoice_actions_total\{result="successful",type="[A-Za-z]+"\}', after), after
+
+
+def test_drain_refuses_new_calls_and_status_shows_it(daemon):
+    time.sleep(1.2)
+    out = cli(daemon, "drain")
+    assert out.returncode == 0 and "draining" in out.stdout, out
+    assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.1"])] == [503]
+    st = cli(daemon, "status")
+    assert st.returncode == 0 and "DRAINING" in st.stdout and "application scripted" in st.stdout, st
+    assert "1 refused" not in st.stdout                # every refusal so far is counted
+    assert cli(daemon, "drain", "--resume").returncode == 0
+    time.sleep(1.2)
+    assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.1"])] == [404]
+    assert metric(metrics(daemon), "admission_refusals_total", cause="draining") == 1
+    st = cli(daemon, "status")
+    assert "accepting calls" in st.stdout, st.stdout
+
+
+def test_sighup_reloads_rules_and_handlers_for_new_calls_only(daemon, tmp_path):
+    time.sleep(1.2)
+    n = daemon.notify
+    assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.9"])] == [403]     # not on the allow list
+    rec = tmp_path / "live.wav"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        lines = len(daemon.logs())
+        live = pool.submit(daemon.call, user=LONG, hangup_after=6, record=rec, max_seconds=20)
+        routed = wait_new_log(daemon, lines, "call_routed", called=LONG, sip_media_application=APP_A)
+        time.sleep(0.5)
+        # LONG now routes to APP_B; APP_A's handler changes too (a new worker pool), the trunk
+        # allows one more address, and the concurrency cap goes up so that the second call is admitted
+        write(daemon, app_for_long=APP_B, env_a={"VERSION": "2"}, allow=["127.0.0.1/32", "127.0.0.9/32"])
+        cfg = yaml.safe_load(daemon.config_path.read_text())
+        cfg["admission"]["max_concurrent_calls"] = 10
+        daemon.config_path.write_text(yaml.safe_dump(cfg))
+        mark = len(n.messages)
+        daemon.proc.send_signal(signal.SIGHUP)
+        reloaded = wait_new_log(daemon, lines, "config_reloaded", generation=1)
+        assert reloaded["active_calls"] == 1 and reloaded["restart_needed"] == [], reloaded
+        n.wait("READY", "1", after=n.wait("RELOADING", "1", after=mark))
+        second = daemon.call(user=LONG, hangup_after=1.5, max_seconds=10)
+        assert wait_new_log(daemon, lines, "call_routed", called=LONG, sip_media_application=APP_B)
+        res = live.result()
+    assert second["answered"], second
+    assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.9"])] == [404]     # the new allow list
+    assert [e["InvocationEventType"] for e in handler_events(daemon.events / "b" / "scripted.jsonl", LONG)][:1] \
+        == ["NEW_INBOUND_CALL"]
+    # the call in progress kept its application, its handler's worker pool and its audio
+    assert res["answered"] and res["hangup_by"] == "local" and res["connected_seconds"] >= 5.5, res
+    heard, rate = read_pcm(rec)
+    tail = heard[-rate:].astype(np.float64)
+    assert goertzel_power(tail, rate, 1000) > 100 * goertzel_power(tail, rate, 400) and np.abs(tail).max() > 2000
+    mine = [e for e in read_events(daemon.events / "a" / "scripted.jsonl")
+            if e["CallDetails"]["TransactionId"] == routed["TransactionId"]]
+    assert [e["InvocationEventType"] for e in mine][-1] == "HANGUP"
+    wait_new_log(daemon, lines, "handler_pool_retired")     # the old pool is closed once its last call ended
+
+
+def test_an_invalid_config_on_sighup_is_refused_and_the_old_one_serves(daemon):
+    time.sleep(1.2)
+    good = daemon.config_path.read_text()
+    cfg = yaml.safe_load(good)
+    cfg["sip_rules"][0]["target_applications"][0]["sip_media_application_id"] = "no-such-app"
+    daemon.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        daemon.proc.send_signal(signal.SIGHUP)
+        refused = daemon.wait_log("config_reload_refused")
+    finally:
+        daemon.config_path.write_text(good)
+    assert any(re.match(rf"{re.escape(str(daemon.config_path))}:\d+: sip_rules\[0\]", e) for e in refused["errors"]), \
+        refused
+    n = len(handler_events(daemon.events / "b" / "scripted.jsonl", LONG))
+    res = daemon.call(user=LONG, hangup_after=1.0, max_seconds=10)
+    assert res["answered"], res                            # still routed by the reloaded (good) config
+    daemon.wait_log("transaction_finished")
+    assert len(handler_events(daemon.events / "b" / "scripted.jsonl", LONG)) > n
+    assert metric(metrics(daemon), "config_reloads_total", result="refused") == 1
