@@ -27,13 +27,16 @@ pytestmark = pytest.mark.sip
 APP_NEW = "a1a1a1a1-0000-4000-8000-000000000001"
 APP_BUNDLED = "a2a2a2a2-0000-4000-8000-000000000002"
 APP_REQUIREMENTS = "a3a3a3a3-0000-4000-8000-000000000003"
-NUMBERS = {APP_NEW: "+15550700001", APP_BUNDLED: "+15550700002", APP_REQUIREMENTS: "+15550700003"}
+APP_NODE = "a4a4a4a4-0000-4000-8000-000000000004"
+NUMBERS = {APP_NEW: "+15550700001", APP_BUNDLED: "+15550700002", APP_REQUIREMENTS: "+15550700003",
+           APP_NODE: "+15550700004"}
 OLD_BOTO3 = "boto3==1.26.0"            # botocore 1.29: reads no AWS_ENDPOINT_URL_* variable
 OLD_BOTOCORE = "1.29."
 KEY_ID, SECRET = "testkey", "test-secret-for-aws-local"
 TABLE = "CallState"
 PROMPT_KEY = "greetings/welcome.wav"
 SOURCE = HANDLERS / "aws_callstate"
+SOURCE_NODE = HANDLERS / "aws_callstate_node"       # the same flow in Node.js (aws-sdk v2 + @aws-sdk v3)
 TTS_TEXT = "Please leave a message after the tone."
 
 
@@ -58,7 +61,10 @@ def aws(tmp_path_factory):
     shutil.copytree(SOURCE, with_requirements)
     (with_requirements / "requirements.txt").write_text(OLD_BOTO3 + "\n")
     apps = [_app(APP_NEW, "callstate", SOURCE), _app(APP_BUNDLED, "callstate-bundled", bundled),
-            _app(APP_REQUIREMENTS, "callstate-requirements", with_requirements)]
+            _app(APP_REQUIREMENTS, "callstate-requirements", with_requirements),
+            {"id": APP_NODE, "name": "callstate-node", "handler": {
+                "type": "nodejs", "target": "index.handler", "code_dir": str(SOURCE_NODE),
+                "environment": {"CALL_TABLE": TABLE, "PROMPT_BUCKET": "prompts"}}}]
     rules = [rule for app_id, number in NUMBERS.items()
              for rule in number_rules([number], app_id, f"{app_id[:8]}-0000-4000-8001", app_id[:8])]
     path = d.write_config(apps, rules=rules, numbers=list(NUMBERS.values()))
@@ -150,6 +156,21 @@ def test_handler_keeps_state_in_dynamodb_plays_from_s3_and_records_to_s3(aws, pr
     rec, rec_rate = read_pcm(tmp_path / "voicemail.wav")
     assert abs(dominant_frequency(rec[2000:10000].astype(float), rec_rate) - 1000) < 15
     assert (aws.prompts / item["recording_key"]).read_bytes() == body
+
+
+def test_a_node_handler_keeps_state_in_dynamodb_and_plays_and_records_through_s3(aws, prompt, tmp_path):
+    """aws-sdk v2 (which reads no AWS_ENDPOINT_URL_* itself: the Node runtime's preload) and
+    @aws-sdk/client-s3 v3 reach dynalite and the bucket folders with no endpoint in the code."""
+    item, _, heard = _call_and_get_item(aws, APP_NODE, tmp_path)
+    assert item["runtime"] == "nodejs" and item["state"] == "ended"
+    assert item["invocations"] == 3 and item["last_action"] == "RecordAudio"
+    x, rate = read_pcm(heard)
+    assert abs(dominant_frequency(x[int(0.2 * rate):int(1.2 * rate)].astype(float), rate) - 700) < 15
+    body = _client(aws, "s3").get_object(Bucket="prompts", Key=item["recording_key"])["Body"].read()
+    assert item["recording_key"].startswith("voicemail-node/") and len(body) == item["recording_bytes"]
+    (tmp_path / "voicemail.wav").write_bytes(body)
+    rec, rec_rate = read_pcm(tmp_path / "voicemail.wav")
+    assert abs(dominant_frequency(rec[2000:10000].astype(float), rec_rate) - 1000) < 15
 
 
 def test_polly_endpoint_speaks_with_the_local_text_to_speech(aws):
