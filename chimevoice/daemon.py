@@ -14,6 +14,8 @@ from lambda_bridge import HandlerConfig, Invoker, create_invoker
 from .api.control import CallControl
 from .calls import CallManager
 from .calls.control import ManagerCallControl
+from .calls.journal import CdrJournal
+from .calls.journal import recover as recover_cdrs
 from .calls.probing import OptionsProber
 from .cdr import CdrWriter
 from .config import Config, ConfigError
@@ -97,9 +99,17 @@ class Daemon:
         journal = data / "recordings-open"
         for path in recover_recordings(journal):
             log.warning("recording_recovered", path=path)
+        cdr_writer = CdrWriter(data)
+        cdr_journal_dir = data / "cdr-journal"      # open legs' CDRs: kill -9 loses none (calls/journal.py)
+        recovered = await loop.run_in_executor(None, recover_cdrs, cdr_journal_dir, cdr_writer, log)
+        if recovered:
+            log.warning("cdrs_recovered", count=recovered, journal=str(cdr_journal_dir))
+        cdr_journal = CdrJournal(cdr_journal_dir)
+        cdr_journal.open()
         manager = CallManager(cfg, None, invokers, audio=audio,  # type: ignore[arg-type]
-                              buckets=BucketStore(dict(cfg.buckets)), cdr=CdrWriter(data),
-                              metrics=self.metrics, loop=loop)
+                              buckets=BucketStore(dict(cfg.buckets)), cdr=cdr_writer,
+                              metrics=self.metrics, loop=loop, journal=cdr_journal)
+        self._spawn(self._journal_heartbeat(cdr_journal))
         self.manager = manager
         endpoint: SipEndpoint | None = None
         def post_media(event: MediaEvent) -> None:       # on the media thread
@@ -196,6 +206,12 @@ class Daemon:
             log.error("aws_local_start_failed", error=str(exc))
             return False
         return aws
+
+    async def _journal_heartbeat(self, journal: CdrJournal) -> None:
+        """The CDR journal's mtime is the daemon's last moment (the end of calls cut by a crash)."""
+        while True:
+            journal.heartbeat()
+            await asyncio.sleep(1.0)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

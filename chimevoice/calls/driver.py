@@ -96,6 +96,7 @@ class CallDriver:
     def add_leg(self, leg: LegRecord) -> None:
         self.legs[leg.call_id] = leg
         self.s.registry.add_leg(leg.call_id, self)
+        self._journal(leg)
 
     # -- inputs ---------------------------------------------------------------
     def feed(self, inp: I.Input) -> None:
@@ -111,6 +112,7 @@ class CallDriver:
             if rec is not None and rec.answer_ms is None and out is None:
                 rec.answer_ms = now_ms()
                 metrics.observe("call_setup_seconds", (rec.answer_ms - rec.start_ms) / 1000)
+                self._journal(rec)
             if not event.telephone_event:
                 self.inband_legs[event.leg_id] = False     # detector on while digits are wanted
             self.feed(I.MediaReady(event.leg_id))
@@ -125,6 +127,7 @@ class CallDriver:
                 self._cancel_attempt_timer(event.leg_id)
             if rec is not None:
                 rec.answer_ms = now_ms()
+                self._journal(rec)
             self.log.info("outbound_answered", call_id=event.leg_id,
                           host=out.attempts[0].uri if out and out.attempts else None)
             self.feed(I.LegAnswered(event.leg_id, out.start_ms if out else now_ms()))
@@ -140,6 +143,7 @@ class CallDriver:
                 rec.end_ms = now_ms()
                 rec.status_code = event.status_code
                 rec.hangup_source = "caller" if event.by_remote else "application"
+                self._journal(rec)
             if event.rtp is not None:
                 self._rtp_metrics(event.leg_id, event.rtp)
             self.inband_legs.pop(event.leg_id, None)
@@ -447,24 +451,32 @@ class CallDriver:
             self._write_cdr(rec)
         self.s.ended(self)
 
-    def _write_cdr(self, rec: LegRecord) -> None:
+    def _cdr_fields(self, rec: LegRecord, end_ms: int | None) -> dict[str, Any]:
+        """The leg's CDR as ``build_record`` keywords (journaled while the leg is up)."""
         tx = self.tx
-        end_ms = rec.end_ms or now_ms()
+        return dict(
+            aws_account_id=tx.info.aws_account_id, transaction_id=tx.transaction_id, call_id=rec.call_id,
+            voice_connector_id=self.voice_connector_id,
+            source_phone_number=rec.source_number, destination_phone_number=rec.destination_number,
+            direction=rec.direction, region=tx.info.aws_region, sip_rule_id=self.sip_rule_id,
+            sip_application_id=tx.info.sip_media_application_id,
+            call_leg_trigger_type=rec.trigger_type, start_ms=rec.start_ms, answer_ms=rec.answer_ms,
+            end_ms=end_ms, sip_response_code=rec.status_code,
+            sip_call_id=rec.sip_call_id, transport=rec.transport,
+            source_address=rec.source_address, hangup_source=rec.hangup_source)
+
+    def _journal(self, rec: LegRecord) -> None:
+        """Journal the leg's CDR as it stands, so that kill -9 loses no CDR (calls/journal.py)."""
+        self.s.cdrs.journal_leg(self._cdr_fields(rec, rec.end_ms))
+
+    def _write_cdr(self, rec: LegRecord) -> None:
+        fields = self._cdr_fields(rec, rec.end_ms or now_ms())
         try:
-            record = build_record(
-                aws_account_id=tx.info.aws_account_id, transaction_id=tx.transaction_id, call_id=rec.call_id,
-                voice_connector_id=self.voice_connector_id,
-                source_phone_number=rec.source_number, destination_phone_number=rec.destination_number,
-                direction=rec.direction, region=tx.info.aws_region, sip_rule_id=self.sip_rule_id,
-                sip_application_id=tx.info.sip_media_application_id,
-                call_leg_trigger_type=rec.trigger_type, start_time=rec.start_ms / 1000,
-                answer_time=None if rec.answer_ms is None else rec.answer_ms / 1000,
-                end_time=end_ms / 1000, sip_response_code=rec.status_code,
-                sip_call_id=rec.sip_call_id, transport=rec.transport,
-                source_address=rec.source_address, hangup_source=rec.hangup_source)
+            record = build_record(**fields)
         except Exception:  # noqa: BLE001 - never lose the daemon over a CDR
             self.log.exception("cdr_build_failed", call_id=rec.call_id)
             return
+        self.s.cdrs.journal_leg(fields)
         self.s.cdrs.submit(record, self.log)
 
 

@@ -40,6 +40,7 @@ from ..speech import Synthesizer, make_synthesizer
 from .cdrs import CdrBatcher
 from .dialing import HAIRPIN_HEADER, Dialer
 from .driver import CallDriver, MediaControl, Services, SipControl, now_ms
+from .journal import CdrJournal
 from .legs import LegRecord
 from .prompts import PromptService
 from .registry import CallRegistry, LocalCallRegistry
@@ -69,12 +70,12 @@ class CallManager:
                  audio: AudioCache, buckets: BucketStore, cdr: CdrWriter, metrics: Metrics,
                  speech: Synthesizer | None = None, media: MediaControl | None = None,
                  registry: CallRegistry[CallDriver] | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None, journal: CdrJournal | None = None) -> None:
         self.cfg = cfg
         self.metrics = metrics
         self.loop = loop or asyncio.get_event_loop()
         self.calls: CallRegistry[CallDriver] = registry if registry is not None else LocalCallRegistry()
-        self.cdrs = CdrBatcher(cdr, self.loop)
+        self.cdrs = CdrBatcher(cdr, self.loop, journal)
         self.cdrs.on_idle = self._check_idle
         self.prompts = PromptService(audio, buckets, speech or _synthesizer(cfg), self.loop)
         self.auth_secret = secrets.token_bytes(32)
