@@ -51,6 +51,8 @@ def route_call(cfg: Config, call: IncomingCall, *, auth_secret: bytes,
     """Admit and route *call*. *trusted*: a call this server placed to itself (a hairpin,
     docs/bridging.md): no allow list, digest or TLS check; with *hairpin_sma* it goes to that
     SIP media application instead of a SIP rule."""
+    if call.short_body:
+        return Rejection(400, "Content-Length larger than the body received")
     cc = cfg.sip.default_country_code
     called, caller, host = called_and_caller(call, cc)
     if hairpin_sma:

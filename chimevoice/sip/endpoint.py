@@ -37,10 +37,11 @@ import structlog
 
 from chimevoice.config import Listener
 from chimevoice.osthread import set_os_thread_name
+from chimevoice.text import escape_undecodable as _text
 
 from . import commands as sc
 from . import events as ev
-from .message import chime_sip_headers, info_dtmf, parse_request, via_transport
+from .message import body_shorter_than_declared, chime_sip_headers, info_dtmf, parse_request, via_transport
 
 log = structlog.get_logger("chimevoice.sip")
 
@@ -312,7 +313,7 @@ class _Core:
             try:
                 self._dispatch[type(cmd)](self, cmd)
             except self.pj.Error as exc:
-                self.post(ev.CommandFailed(getattr(cmd, "leg_id", ""), cmd, exc.info()))
+                self.post(ev.CommandFailed(getattr(cmd, "leg_id", ""), cmd, _text(exc.info())))
             except Exception as exc:  # noqa: BLE001 - the SIP thread must survive
                 leg = getattr(cmd, "leg_id", "")
                 log.exception("sip_command_failed", command=type(cmd).__name__, leg_id=leg)
@@ -751,10 +752,14 @@ class _Core:
 
     # callbacks from _Account/_Call
     def incoming(self, call: _Call, rdata) -> None:
-        text = rdata.wholeMsg
+        # pjsua2 strings hold the wire's non-UTF-8 bytes as lone surrogates: escape them
+        # here, once, so every event, log line, handler event and CDR downstream can be
+        # encoded (chimevoice/text.py).
+        raw = rdata.wholeMsg
+        text = _text(raw)
         _, ruri, headers, body = parse_request(text)
         call.remote_te = "telephone-event" in body.lower()
-        src = rdata.srcAddress
+        src = _text(rdata.srcAddress)
         host, _, port = src.rpartition(":")
         host = host.strip("[]")
         self.calls[call.leg_id] = call
@@ -766,6 +771,7 @@ class _Core:
             transport=via_transport(headers), request_uri=ruri,
             from_uri=first("from"), to_uri=first("to"), sip_call_id=first("call-id"),
             headers=headers, sip_headers=chime_sip_headers(text),
+            short_body=body_shorter_than_declared(raw, headers.get("content-length", [""])[0]),
         ))
 
     def media_state(self, call: _Call) -> None:
@@ -787,7 +793,7 @@ class _Core:
             try:
                 self._start_player(call, play.play_id, play.path, play.repeat, play.duration_s)
             except self.pj.Error as exc:
-                self.post(ev.CommandFailed(call.leg_id, play, exc.info()))
+                self.post(ev.CommandFailed(call.leg_id, play, _text(exc.info())))
 
     def call_state(self, call: _Call) -> None:
         # Inbound legs: only the end of the call matters here, and isActive() is much cheaper
@@ -813,7 +819,7 @@ class _Core:
             self._teardown(call)
             self._garbage.append(call)
             self.post(ev.CallDisconnected(
-                call.leg_id, int(info.lastStatusCode), info.lastReason,
+                call.leg_id, int(info.lastStatusCode), _text(info.lastReason),
                 by_remote=not call.local_hangup, connect_duration_s=info.connectDuration.sec
                 + info.connectDuration.msec / 1000.0))
 
@@ -865,7 +871,7 @@ class _Core:
             # The answer's SDP tells whether the far end takes RFC 4733 events.
             if (tsx.role == self.pj.PJSIP_ROLE_UAC and tsx.method == "INVITE"
                     and ts.type == self.pj.PJSIP_EVENT_RX_MSG and 180 <= tsx.statusCode < 300):
-                body = parse_request(ts.src.rdata.wholeMsg)[3]     # a response parses too
+                body = parse_request(_text(ts.src.rdata.wholeMsg))[3]     # a response parses too
                 if "m=audio" in body:
                     call.remote_te = "telephone-event" in body.lower()
             return
@@ -873,7 +879,7 @@ class _Core:
                 or tsx.method != "INFO"):
             return
         rdata = ts.src.rdata
-        _, _, headers, body = parse_request(rdata.wholeMsg)
+        _, _, headers, body = parse_request(_text(rdata.wholeMsg))
         kind, digit = info_dtmf(headers.get("content-type", [""])[0], body)
         if kind == "pjsua":
             return
@@ -1009,7 +1015,7 @@ class _DigitSender:
 
 def _pj_log(level: int, text: str) -> None:
     """One pjlib log line as a structlog event: pjlib levels 0-1 error, 2 warning, 3 info, 4+ debug."""
-    msg = text.strip()
+    msg = _text(text.strip())
     if msg:
         emit = log.error if level <= 1 else log.warning if level == 2 else log.info if level == 3 else log.debug
         emit("pjsip", pj_level=level, msg=msg)

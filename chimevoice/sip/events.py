@@ -18,6 +18,8 @@ class IncomingCall:
     sip_call_id: str
     headers: dict[str, list[str]] = field(default_factory=dict)   # lower-case name -> values
     sip_headers: dict[str, str] = field(default_factory=dict)     # what handlers see (04 §2.2)
+    # Content-Length promised more body than the datagram held (RFC 4475 §3.1.2.2): 400
+    short_body: bool = False
 
 
 @dataclass(frozen=True, slots=True)
