@@ -63,6 +63,8 @@ COMMA_PAUSE_MS = 500
 _DENOISE_DB = -30
 # Accounts kept for outbound calls (one per caller id); pjsua allows 64 in our build.
 _MAX_DIAL_ACCOUNTS = 48
+# PJSIP_ESESSIONTERMINATED: a command found the leg's INVITE session already gone.
+_SESSION_TERMINATED = 171140
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,10 +316,26 @@ class _Core:
                 self._dispatch[type(cmd)](self, cmd)
             except self.pj.Error as exc:
                 self.post(ev.CommandFailed(getattr(cmd, "leg_id", ""), cmd, _text(exc.info())))
+                if exc.status == _SESSION_TERMINATED:
+                    self._session_gone(getattr(cmd, "leg_id", ""))
             except Exception as exc:  # noqa: BLE001 - the SIP thread must survive
                 leg = getattr(cmd, "leg_id", "")
                 log.exception("sip_command_failed", command=type(cmd).__name__, leg_id=leg)
                 self.post(ev.CommandFailed(leg, cmd, str(exc)))
+
+    def _session_gone(self, leg_id: str) -> None:
+        """pjsip ended the leg's INVITE session (a fuzzed request can make it) without a
+        DISCONNECTED call state reaching us: report the leg gone, once, so its call ends
+        and writes its CDR instead of staying in the registry (issue 11)."""
+        call = self.calls.get(leg_id)
+        if call is None or call.gone:
+            return
+        log.warning("leg_session_terminated", leg_id=leg_id)
+        self._teardown(call)
+        call.gone = True
+        self._garbage.append(call)
+        self.post(ev.CallDisconnected(leg_id, 0,
+                                      "INVITE session terminated", by_remote=True))
 
     def _cmd_stop(self, cmd: sc.Shutdown) -> None:
         self.running = False
@@ -815,7 +833,8 @@ class _Core:
             return
         else:
             info = call.getInfo()
-        if info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
+        if info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED and not call.gone:
+            call.gone = True
             self._teardown(call)
             self._garbage.append(call)
             self.post(ev.CallDisconnected(
@@ -929,6 +948,7 @@ class _Call(pj.Call):
         self.progress = False               # outbound: 180/183 seen
         self.abandoned = False              # outbound: cancelled by us, already reported gone
         self.answered = False
+        self.gone = False                   # CallDisconnected posted (by call_state or _session_gone)
         self.local_hangup = False
         self.audio: Any = None              # the call's pjsua2 AudioMedia once media is up
         self.pending_plays: list[sc.Play] = []
