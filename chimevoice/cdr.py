@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from chimevoice.media.storage import atomic_write_bytes, fsync_directory
+from chimevoice.text import escape_strings
 
 __all__ = [
     "CDR_FOLDER",
@@ -307,6 +308,18 @@ def record_relative_path(record: Mapping[str, Any]) -> Path:
     return Path(CDR_FOLDER, f"{day.year:04d}", f"{day.month:02d}", f"{day.day:02d}", name)
 
 
+def _encode(record: Mapping[str, Any]) -> bytes:
+    """One JSON line (UTF-8). Bytes that were not UTF-8 on the wire (lone surrogates from
+    pjsua2's ``surrogateescape``) are written as ``\\xNN`` text: the record is never lost
+    to a ``UnicodeEncodeError`` (chimevoice.text)."""
+    text = json.dumps(dict(record), ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(escape_strings(dict(record)), ensure_ascii=False, allow_nan=False) + "\n"
+        return text.encode("utf-8")
+
+
 def _load_syncfs():
     """libc syncfs(fd): flush one filesystem (Linux); None elsewhere."""
     try:
@@ -356,7 +369,7 @@ class CdrWriter:
         of the directory. Writing the same leg again replaces the earlier record.
         """
         path = self.path_for(record)
-        data = (json.dumps(dict(record), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        data = _encode(record)
         _makedirs_durable(path.parent)
         return atomic_write_bytes(path, data)
 
@@ -375,7 +388,7 @@ class CdrWriter:
         for i, record in enumerate(records):
             try:
                 path = self.path_for(record)
-                data = (json.dumps(dict(record), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+                data = _encode(record)
                 _makedirs_durable(path.parent)
                 fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
                 try:

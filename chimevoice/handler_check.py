@@ -26,6 +26,7 @@ def handler_config(app: SipMediaApplication, config_dir: Path, cfg: Config | Non
     h = app.handler
     python_path = tuple(str(p) for p in h.python_path) or (str(config_dir),)
     environment = dict(h.environment)
+    node_modules: tuple[str, ...] = ()
     if cfg is not None:
         from .aws_local import handler_environment
         from .packages import installed_dir
@@ -34,13 +35,17 @@ def handler_config(app: SipMediaApplication, config_dir: Path, cfg: Config | Non
             deps = installed_dir(cfg.data_dir, app.id, Path(python_path[0]))
             if deps is not None:
                 python_path = (python_path[0], str(deps), *python_path[1:])
+        elif h.type == "nodejs":
+            deps = installed_dir(cfg.data_dir, app.id, Path(h.code_dir or config_dir), node=True)
+            if deps is not None:
+                node_modules = (str(deps / "node_modules"),)
     return HandlerConfig(
         type=h.type, target=h.target, function_name=app.name, environment=environment,
         timeout_s=h.timeout_s, retry_after_s=h.retry_after_s, max_retries=h.max_retries,
         workers=h.workers, python_path=python_path,
         aws_region=app.aws_region, aws_account_id=app.aws_account_id,
         memory_limit_mb=h.memory_limit_mb, endpoint_url=h.endpoint_url, headers=dict(h.headers),
-        code_dir=str(h.code_dir or config_dir) if h.type == "nodejs" else None)
+        code_dir=str(h.code_dir or config_dir) if h.type == "nodejs" else None, node_modules=node_modules)
 
 
 def config_dir(cfg: Config) -> Path:

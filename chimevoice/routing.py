@@ -1,7 +1,10 @@
 """Admission and routing of an inbound INVITE (pure).
 
 Order (docs/configuration.md): pick the Voice Connector (Request-URI host,
-then called number) → source address on its allow list, else 403 → digest
+then called number) whose allow list has the source; none: 403 for a source on
+no allow list, 401 when every trunk the source may use wants digest and the
+request has none valid, else 404 (so the answer never tells a number of a trunk
+the source may not use from a number we do not have) → digest
 credentials when configured, else 401 with a challenge → TLS when the
 connector requires encryption, else 403, and an SRTP offer, else 488 → SIP rule (ToPhoneNumber, then
 RequestUriHostname), else the configured no-route response (404).
@@ -51,6 +54,8 @@ def route_call(cfg: Config, call: IncomingCall, *, auth_secret: bytes,
     """Admit and route *call*. *trusted*: a call this server placed to itself (a hairpin,
     docs/bridging.md): no allow list, digest or TLS check; with *hairpin_sma* it goes to that
     SIP media application instead of a SIP rule."""
+    if call.short_body:
+        return Rejection(400, "Content-Length larger than the body received")
     cc = cfg.sip.default_country_code
     called, caller, host = called_and_caller(call, cc)
     if hairpin_sma:
@@ -61,12 +66,22 @@ def route_call(cfg: Config, call: IncomingCall, *, auth_secret: bytes,
         return Route(cfg.voice_connectors[0], direct, [app], called, caller)
     connector = sip_rules.select_voice_connector(
         cfg.voice_connectors, request_uri_host=host, called_number=called, default_country_code=cc)
+    if connector is not None and not trusted and not sip_rules.source_allowed(connector, call.source_ip):
+        # A trunk this source may not use is, to it, no trunk: the answer must not tell a
+        # number of another trunk from a number we do not have (docs/security.md).
+        connector = None
     if connector is None:
-        if not any(sip_rules.source_allowed(vc, call.source_ip) for vc in cfg.voice_connectors):
+        admitting = [vc for vc in cfg.voice_connectors if sip_rules.source_allowed(vc, call.source_ip)]
+        if not admitting:
             return Rejection(403, f"source {call.source_ip} is on no Voice Connector allow list")
+        if not trusted and all(vc.credentials is not None for vc in admitting):
+            # Every trunk this source may use wants digest: challenge before saying that the
+            # number does not exist, so a scanner without credentials cannot tell our numbers
+            # from others (401 for both; docs/security.md).
+            problem = _first_credentials_problem(admitting, call, auth_secret, time.time() if now is None else now)
+            if problem is not None:
+                return problem
         return Rejection(cfg.sip.no_route_response, f"no Voice Connector serves {called}@{host}")
-    if not trusted and not sip_rules.source_allowed(connector, call.source_ip):
-        return Rejection(403, f"source {call.source_ip} is not on the allow list of {connector.id}")
     if connector.credentials is not None and not trusted:
         problem = _check_credentials(connector, call, auth_secret, time.time() if now is None else now)
         if problem is not None:
@@ -87,6 +102,14 @@ def route_call(cfg: Config, call: IncomingCall, *, auth_secret: bytes,
     if not apps:
         return Rejection(cfg.sip.no_route_response, f"SIP rule {rule.id} has no usable target")
     return Route(connector, rule, apps, called, caller)
+
+
+def _first_credentials_problem(connectors: list[VoiceConnector], call: IncomingCall, secret: bytes,
+                               now: float) -> Rejection | None:
+    """None when *call* carries valid credentials of one of *connectors*, else the challenge
+    of the first (the one a call to a number of that trunk would also get)."""
+    problems = [_check_credentials(vc, call, secret, now) for vc in connectors]
+    return None if any(p is None for p in problems) else problems[0]
 
 
 def _check_credentials(connector: VoiceConnector, call: IncomingCall, secret: bytes,

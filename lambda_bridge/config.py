@@ -22,6 +22,9 @@ class HandlerConfig:
                   URL; lambda: function name, partial or full ARN.
     ``code_dir``  nodejs: the task root the file is relative to (default: the
                   daemon's working directory).
+    ``node_modules`` nodejs: more ``node_modules`` folders ``require`` searches
+                  after the task root's own (the application's ``package.json``
+                  dependencies, installed per application).
     """
 
     type: str
@@ -39,6 +42,7 @@ class HandlerConfig:
     endpoint_url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     code_dir: str | None = None
+    node_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in HANDLER_TYPES:
@@ -68,6 +72,7 @@ class HandlerConfig:
         # Normalise containers: YAML gives lists and may give non-string
         # environment values (a Lambda environment only holds strings).
         object.__setattr__(self, "python_path", tuple(str(p) for p in self.python_path))
+        object.__setattr__(self, "node_modules", tuple(str(p) for p in self.node_modules))
         object.__setattr__(
             self, "environment", {str(k): _env_str(v) for k, v in dict(self.environment).items()}
         )

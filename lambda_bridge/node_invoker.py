@@ -214,7 +214,7 @@ class NodeInvoker(PoolInvoker):
     def worker_environment(self) -> dict[str, str]:
         cfg = self.cfg
         modules = str(self.runtime_dir / "node_modules")
-        node_path = [os.path.join(self.task_root, "node_modules"), modules, self.task_root]
+        node_path = [os.path.join(self.task_root, "node_modules"), *cfg.node_modules, modules, self.task_root]
         env = self.lambda_environment(f"AWS_Lambda_{NODE_RUNTIME}", cfg.target)
         env.update(
             {

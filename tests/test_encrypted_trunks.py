@@ -165,3 +165,34 @@ def test_offers_srtp_reads_the_audio_sections_profile_and_keys():
     assert not offers_srtp("m=video 5000 RTP/SAVP 96\r\na=crypto:1 X inline:y\r\nm=audio 4000 RTP/AVP 0\r\n")
     assert offers_srtp("m=audio 4000 rtp/savpf 0\na=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:k\n")
     assert not offers_srtp("") and srtp_suite("") is None
+
+
+def test_a_via_that_claims_tls_over_udp_does_not_pass_the_tls_rule(daemon):
+    """The transport is the one the INVITE came on, not what its Via says (docs/security.md)."""
+    import socket
+    import uuid
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    port = sock.getsockname()[1]
+    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           "m=audio 40000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+           "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:lFNO5WuefN+r6lKXUhRkv3ph0bNiRvYE21darRk7\r\n")
+    msg = (f"INVITE sip:{TONE}@127.0.0.1:{daemon.port} SIP/2.0\r\n"
+           f"Via: SIP/2.0/TLS 127.0.0.1:{port};rport;branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+           f"From: <sip:+15105550101@127.0.0.1>;tag=liar\r\nTo: <sip:{TONE}@127.0.0.1>\r\n"
+           f"Call-ID: {uuid.uuid4()}\r\nCSeq: 1 INVITE\r\nContact: <sip:+15105550101@127.0.0.1:{port}>\r\n"
+           f"Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
+    try:
+        sock.sendto(msg.encode(), ("127.0.0.1", daemon.port))
+        finals = []
+        while not finals:
+            data, _ = sock.recvfrom(65536)
+            code = int(data.split(b" ", 2)[1])
+            if code >= 200:
+                finals.append(code)
+    finally:
+        sock.close()
+    assert finals == [403], finals
+    refused = [e for e in daemon.logs() if e.get("event") == "call_rejected" and e.get("sip_status") == 403]
+    assert refused and refused[-1]["transport"] == "udp", refused[-1:]

@@ -37,10 +37,18 @@ import structlog
 
 from chimevoice.config import Listener
 from chimevoice.osthread import set_os_thread_name
+from chimevoice.text import escape_undecodable as _text
 
 from . import commands as sc
 from . import events as ev
-from .message import chime_sip_headers, info_dtmf, offers_srtp, parse_request, via_transport
+from .message import (
+    body_shorter_than_declared,
+    chime_sip_headers,
+    info_dtmf,
+    offers_srtp,
+    parse_request,
+    via_transport,
+)
 
 log = structlog.get_logger("chimevoice.sip")
 
@@ -62,6 +70,8 @@ COMMA_PAUSE_MS = 500
 _DENOISE_DB = -30
 # Accounts kept for outbound calls (one per caller id); pjsua allows 64 in our build.
 _MAX_DIAL_ACCOUNTS = 48
+# PJSIP_ESESSIONTERMINATED: a command found the leg's INVITE session already gone.
+_SESSION_TERMINATED = 171140
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,11 +334,27 @@ class _Core:
             try:
                 self._dispatch[type(cmd)](self, cmd)
             except self.pj.Error as exc:
-                self.post(ev.CommandFailed(getattr(cmd, "leg_id", ""), cmd, exc.info()))
+                self.post(ev.CommandFailed(getattr(cmd, "leg_id", ""), cmd, _text(exc.info())))
+                if exc.status == _SESSION_TERMINATED:
+                    self._session_gone(getattr(cmd, "leg_id", ""))
             except Exception as exc:  # noqa: BLE001 - the SIP thread must survive
                 leg = getattr(cmd, "leg_id", "")
                 log.exception("sip_command_failed", command=type(cmd).__name__, leg_id=leg)
                 self.post(ev.CommandFailed(leg, cmd, str(exc)))
+
+    def _session_gone(self, leg_id: str) -> None:
+        """pjsip ended the leg's INVITE session (a fuzzed request can make it) without a
+        DISCONNECTED call state reaching us: report the leg gone, once, so its call ends
+        and writes its CDR instead of staying in the registry (issue 11)."""
+        call = self.calls.get(leg_id)
+        if call is None or call.gone:
+            return
+        log.warning("leg_session_terminated", leg_id=leg_id)
+        self._teardown(call)
+        call.gone = True
+        self._garbage.append(call)
+        self.post(ev.CallDisconnected(leg_id, 0,
+                                      "INVITE session terminated", by_remote=True))
 
     def _cmd_stop(self, cmd: sc.Shutdown) -> None:
         self.running = False
@@ -770,21 +796,31 @@ class _Core:
 
     # callbacks from _Account/_Call
     def incoming(self, call: _Call, rdata) -> None:
-        text = rdata.wholeMsg
+        # pjsua2 strings hold the wire's non-UTF-8 bytes as lone surrogates: escape them
+        # here, once, so every event, log line, handler event and CDR downstream can be
+        # encoded (chimevoice/text.py).
+        raw = rdata.wholeMsg
+        text = _text(raw)
         _, ruri, headers, body = parse_request(text)
         call.remote_te = "telephone-event" in body.lower()
-        src = rdata.srcAddress
+        src = _text(rdata.srcAddress)
         host, _, port = src.rpartition(":")
         host = host.strip("[]")
         self.calls[call.leg_id] = call
+        # the transport it really came on (our build's rxTransportName), not its Via's claim:
+        # a peer must not pass an encrypted connector's TLS rule by writing "SIP/2.0/TLS"
+        transport = self.pj.rxTransportName(rdata.pjRxData).lower().rstrip("6") \
+            if hasattr(self.pj, "rxTransportName") else ""
+        transport = transport or via_transport(headers)
 
         def first(name: str) -> str:
             return headers.get(name, [""])[0]
         self.post(ev.IncomingCall(
             leg_id=call.leg_id, source_ip=host, source_port=int(port or 0),
-            transport=via_transport(headers), request_uri=ruri,
+            transport=transport, request_uri=ruri,
             from_uri=first("from"), to_uri=first("to"), sip_call_id=first("call-id"),
             headers=headers, sip_headers=chime_sip_headers(text), srtp_offered=offers_srtp(body),
+            short_body=body_shorter_than_declared(raw, headers.get("content-length", [""])[0]),
         ))
 
     def media_state(self, call: _Call) -> None:
@@ -806,7 +842,7 @@ class _Core:
             try:
                 self._start_player(call, play.play_id, play.path, play.repeat, play.duration_s)
             except self.pj.Error as exc:
-                self.post(ev.CommandFailed(call.leg_id, play, exc.info()))
+                self.post(ev.CommandFailed(call.leg_id, play, _text(exc.info())))
 
     def call_state(self, call: _Call) -> None:
         # Inbound legs: only the end of the call matters here, and isActive() is much cheaper
@@ -828,11 +864,12 @@ class _Core:
             return
         else:
             info = call.getInfo()
-        if info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
+        if info.state == self.pj.PJSIP_INV_STATE_DISCONNECTED and not call.gone:
+            call.gone = True
             self._teardown(call)
             self._garbage.append(call)
             self.post(ev.CallDisconnected(
-                call.leg_id, int(info.lastStatusCode), info.lastReason,
+                call.leg_id, int(info.lastStatusCode), _text(info.lastReason),
                 by_remote=not call.local_hangup, connect_duration_s=info.connectDuration.sec
                 + info.connectDuration.msec / 1000.0, rtp=call.rtp))
 
@@ -901,7 +938,7 @@ class _Core:
             # The answer's SDP tells whether the far end takes RFC 4733 events.
             if (tsx.role == self.pj.PJSIP_ROLE_UAC and tsx.method == "INVITE"
                     and ts.type == self.pj.PJSIP_EVENT_RX_MSG and 180 <= tsx.statusCode < 300):
-                body = parse_request(ts.src.rdata.wholeMsg)[3]     # a response parses too
+                body = parse_request(_text(ts.src.rdata.wholeMsg))[3]     # a response parses too
                 if "m=audio" in body:
                     call.remote_te = "telephone-event" in body.lower()
             return
@@ -909,7 +946,7 @@ class _Core:
                 or tsx.method != "INFO"):
             return
         rdata = ts.src.rdata
-        _, _, headers, body = parse_request(rdata.wholeMsg)
+        _, _, headers, body = parse_request(_text(rdata.wholeMsg))
         kind, digit = info_dtmf(headers.get("content-type", [""])[0], body)
         if kind == "pjsua":
             return
@@ -959,6 +996,7 @@ class _Call(pj.Call):
         self.progress = False               # outbound: 180/183 seen
         self.abandoned = False              # outbound: cancelled by us, already reported gone
         self.answered = False
+        self.gone = False                   # CallDisconnected posted (by call_state or _session_gone)
         self.local_hangup = False
         self.audio: Any = None              # the call's pjsua2 AudioMedia once media is up
         self.pending_plays: list[sc.Play] = []
@@ -1052,7 +1090,7 @@ class _DigitSender:
 
 def _pj_log(level: int, text: str) -> None:
     """One pjlib log line as a structlog event: pjlib levels 0-1 error, 2 warning, 3 info, 4+ debug."""
-    msg = text.strip()
+    msg = _text(text.strip())
     if msg:
         emit = log.error if level <= 1 else log.warning if level == 2 else log.info if level == 3 else log.debug
         emit("pjsip", pj_level=level, msg=msg)

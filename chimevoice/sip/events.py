@@ -19,6 +19,8 @@ class IncomingCall:
     headers: dict[str, list[str]] = field(default_factory=dict)   # lower-case name -> values
     sip_headers: dict[str, str] = field(default_factory=dict)     # what handlers see (04 §2.2)
     srtp_offered: bool = False  # the SDP offer is RTP/SAVP with a=crypto (SDES-SRTP)
+    # Content-Length promised more body than the datagram held (RFC 4475 §3.1.2.2): 400
+    short_body: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -389,6 +389,17 @@ int respondInDialog(void *tsx, void *rdata, int code)
     return status;
 }
 
+/* The transport an incoming message really arrived on ("UDP", "TCP", "TLS", "UDP6", ...),
+   not what its top Via claims: admission's TLS rule must not trust the sender.
+   (pjsua2 2.12's SipRxData has no transport.) "" when unknown. */
+const char *rxTransportName(void *rdata)
+{
+    pjsip_rx_data *rd = (pjsip_rx_data *)rdata;
+    if (!rd || !rd->tp_info.transport || !rd->tp_info.transport->type_name)
+        return "";
+    return rd->tp_info.transport->type_name;
+}
+
 /* Set the RFC 4733 event duration of a call's audio stream (call id as in
    Call::getId()); the next digits sent with Call::dialDtmf last that long.
    Returns a pj_status_t. Call on the pjsua2 thread. */
@@ -440,6 +451,7 @@ public:
     unsigned long long framesProcessed();
 };
 int respondInDialog(void *tsx, void *rdata, int code);
+const char *rxTransportName(void *rdata);
 int setDtmfDuration(int call_id, unsigned msec);
 }
 #endif
