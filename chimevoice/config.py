@@ -22,6 +22,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sip_rules import TRIGGER_REQUEST_URI_HOSTNAME, TRIGGER_TO_PHONE_NUMBER, is_e164, normalize_e164
+from sip_rules.admission import Limits
 from sip_rules.origination import (
     DEFAULT_OPTIONS_INTERVAL_S,
     DEFAULT_PORTS,
@@ -295,16 +296,9 @@ class AwsLocalConfig:
     """(``polly_listen``: SynthesizeSpeech / DescribeVoices by chimevoice's own text-to-speech.)"""
 
 
-@dataclass(frozen=True, slots=True)
-class AdmissionConfig:
-    """Load shedding for new inbound calls (sip_rules.admission, docs/configuration.md#admission).
-    ``None`` switches a limit off."""
-
-    max_calls_per_second: float | None = 200.0
-    burst: int = 50
-    max_concurrent_calls: int | None = 2000
-    per_source_rate: float | None = None
-    per_source_burst: int = 20
+#: Load shedding for new inbound calls (docs/configuration.md#admission): the admission core's
+#: own value (sip_rules.admission.Limits), validated here; ``None`` switches a limit off.
+AdmissionConfig = Limits
 
 
 @dataclass(frozen=True, slots=True)

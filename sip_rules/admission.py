@@ -60,13 +60,19 @@ class TokenBucket:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What :class:`Admission` enforces; ``None`` switches a check off."""
+    """What :class:`Admission` enforces; ``None`` switches a check off (also the daemon's
+    ``admission:`` configuration, validated in chimevoice/config.py)."""
 
     max_calls_per_second: float | None = 200.0
+    """New calls admitted per second, daemon-wide (a token bucket's rate); cause ``rate``."""
     burst: int = 50
+    """The daemon-wide bucket's size: calls admitted at once after a quiet time."""
     max_concurrent_calls: int | None = 2000
+    """Transactions up at once; at the cap new calls are refused (cause ``concurrency``)."""
     per_source_rate: float | None = None
+    """New calls per second from one source address (cause ``source_rate``); off by default."""
     per_source_burst: int = 20
+    """The per-source bucket's size."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ from typing import Any
 import structlog
 
 from lambda_bridge import Invoker
-from sip_rules.admission import CAUSES, Admission, Limits, Refused
+from sip_rules.admission import CAUSES, Admission, Refused
 
 from ..actions import REGISTRY
 from ..cdr import CdrWriter
-from ..config import AdmissionConfig, Config, SipMediaApplication
+from ..config import Config, SipMediaApplication
 from ..engine import inputs as I
 from ..engine.directory import Directory
 from ..engine.events import Participant
@@ -49,12 +49,6 @@ log = structlog.get_logger("chimevoice.calls")
 #: At most one ``call_refused`` log line per cause in this many seconds (a flood must not
 #: become a flood of log lines); the line counts the refusals it stands for.
 REFUSAL_LOG_INTERVAL_S = 1.0
-
-
-def admission_limits(cfg: AdmissionConfig) -> Limits:
-    return Limits(max_calls_per_second=cfg.max_calls_per_second, burst=cfg.burst,
-                  max_concurrent_calls=cfg.max_concurrent_calls, per_source_rate=cfg.per_source_rate,
-                  per_source_burst=cfg.per_source_burst)
 
 
 def _directory(cfg: Config, dialer: Dialer) -> Directory:
@@ -86,7 +80,7 @@ class CallManager:
         self.accepting = True
         self.directory = _directory(cfg, self.dialer)
         self.limits = TxLimits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
-        self.admission = Admission(admission_limits(cfg.admission), time.monotonic())
+        self.admission = Admission(cfg.admission, time.monotonic())
         self._refusals: dict[str, tuple[float, int]] = {}       # cause -> (last log line, refused since)
         #: Services of earlier configurations whose calls are still up, with the invokers
         #: that the newer configuration no longer uses (closed when those calls end).
@@ -271,7 +265,7 @@ class CallManager:
         self.directory = _directory(cfg, dialer)
         self.limits = TxLimits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
         if cfg.admission != old.cfg.admission:
-            self.admission.reconfigure(admission_limits(cfg.admission), time.monotonic())
+            self.admission.reconfigure(cfg.admission, time.monotonic())
         self.generation += 1
         kept = {id(inv) for inv in invokers.values()}
         unused = [inv for inv in old.invokers.values() if id(inv) not in kept]
