@@ -145,7 +145,7 @@ def test_bridge_through_an_encrypted_connector_is_tls_and_srtp_with_a_verified_c
 def test_a_carrier_whose_certificate_we_do_not_trust_is_never_reached(daemon, tmp_path):
     cert, key = daemon.stranger_cert
     with ListeningPhone(["--answer-after", "0.2", "--srtp", "--tls-cert", str(cert), "--tls-key", str(key),
-                         "--max-seconds", "8"],
+                         "--max-seconds", "4"],
                         transport="tls", address="127.0.0.1", port=daemon.stranger_port) as stranger:
         res = daemon.call(user=UNTRUSTED, transport="tls", port=daemon.tls_port, srtp=True, max_seconds=12)
         got = stranger.result(timeout=15)
