@@ -97,7 +97,7 @@ def events_for(d: Daemon, number: str) -> list[dict]:
 
 def test_srtp_over_tls_is_answered_with_aead_gcm_and_heard(daemon, tmp_path):
     heard = tmp_path / "heard.wav"
-    res = daemon.call(user=TONE, transport="tls", port=daemon.tls_port, srtp=True, record=heard, max_seconds=10)
+    res = daemon.call(user=TONE, transport="tls", port=daemon.tls_port, srtp=True, record=heard, max_seconds=4)
     assert res["answered"] and res["srtp"] is True, res
     # pjmedia offers its whole list, AEAD_AES_256_GCM first; the answer takes the first we support
     assert res["srtp_suite"] == "AEAD_AES_256_GCM", res
@@ -120,7 +120,7 @@ def test_srtp_over_udp_to_an_encrypted_connector_gets_403(daemon):
 
 
 def test_the_plain_connector_still_takes_plain_rtp(daemon):
-    res = daemon.call(user=PLAIN, transport="tls", port=daemon.tls_port, max_seconds=10)
+    res = daemon.call(user=PLAIN, transport="tls", port=daemon.tls_port, max_seconds=4)
     assert res["answered"] and res["srtp"] is False, res
 
 
@@ -128,7 +128,7 @@ def test_bridge_through_an_encrypted_connector_is_tls_and_srtp_with_a_verified_c
     cert, key = daemon.trusted_cert
     heard = tmp_path / "carrier.wav"
     with ListeningPhone(["--answer-after", "0.2", "--srtp", "--tls-cert", str(cert), "--tls-key", str(key),
-                         "--record", str(heard), "--max-seconds", "20"],
+                         "--record", str(heard), "--max-seconds", "7"],   # the caller's BYE: see the xfail below
                         transport="tls", address="127.0.0.1", port=daemon.carrier_port) as carrier:
         res = daemon.call(user=TRUSTED, transport="tls", port=daemon.tls_port, srtp=True, play=daemon.voice,
                           hangup_after=3, max_seconds=15)
@@ -154,6 +154,14 @@ def test_a_carrier_whose_certificate_we_do_not_trust_is_never_reached(daemon, tm
     failed = [e for e in evs if e["InvocationEventType"] == "ACTION_FAILED"]
     assert failed and failed[0]["ActionData"]["Type"] == "CallAndBridge", [e["InvocationEventType"] for e in evs]
     assert res["hangup_by"] == "remote", res
+
+
+@pytest.mark.xfail(strict=True, reason="known defect, not yet diagnosed to the end: in-dialog requests of a call "
+                   "that came in over TLS do not arrive (the handler's BYE never reaches the test phone, and "
+                   "the caller's BYE of a bridged TLS call never reaches the daemon); the phone hangs up itself")
+def test_the_handlers_hangup_reaches_a_tls_caller(daemon):
+    res = daemon.call(user=TONE, transport="tls", port=daemon.tls_port, srtp=True, max_seconds=5)
+    assert res["answered"] and res["hangup_by"] == "remote", res
 
 
 def test_offers_srtp_reads_the_audio_sections_profile_and_keys():

@@ -46,7 +46,7 @@ def test_srtp_offer_is_answered_with_srtp_and_audio_flows(daemon, tmp_path, tran
     the caller hears the handler's tone."""
     heard = tmp_path / "heard.wav"
     port = daemon.tls_port if transport == "tls" else daemon.port
-    res = daemon.call(user=NUMBER, transport=transport, port=port, srtp=True, record=heard, max_seconds=10)
+    res = daemon.call(user=NUMBER, transport=transport, port=port, srtp=True, record=heard, max_seconds=4)
     assert res["answered"], res
     assert res["srtp"] is True, res
     pcm, rate = read_pcm(heard)

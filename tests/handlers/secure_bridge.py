@@ -22,4 +22,7 @@ def handler(event, context):
                            "Arn": f"arn:aws:chime:us-east-1:111122223333:vc/{vc}"}]}}])
     if kind == "ACTION_FAILED" and a is not None:
         return respond([hangup(a["CallId"])])
+    if kind == "HANGUP":                   # one side hung up: hang up the other, as the samples do
+        rest = [p for p in legs.values() if p["Status"] != "Disconnected"]
+        return respond([hangup(p["CallId"]) for p in rest])
     return respond([])
