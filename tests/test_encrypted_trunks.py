@@ -8,7 +8,6 @@ first) is answered with AEAD_AES_256_GCM and the tone still comes through."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,7 @@ PLAIN = "+15550100000"          # the harness's plain connector
 def carrier_cert(directory: Path) -> tuple[Path, Path]:
     """A carrier's self-signed certificate for 127.0.0.1 (subjectAltName IP, which pjsip's
     TLS name check compares with the route's host)."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=carrier.example", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
+    return self_signed_cert(directory, cn="carrier.example", san="IP:127.0.0.1")
 
 
 @pytest.fixture(scope="module")

@@ -259,12 +259,14 @@ Content-Length: 0
     return path
 
 
-def self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    """(certificate, private key) of a fresh self-signed certificate for CN=localhost, made by
-    openssl in *directory* (for TLS listeners of the daemon and the test phone)."""
+def self_signed_cert(directory: Path, *, cn: str = "localhost", san: str | None = None) -> tuple[Path, Path]:
+    """(certificate, private key) of a fresh self-signed certificate for CN=*cn* (and a
+    subjectAltName such as ``IP:127.0.0.1`` when given), made by openssl in *directory* (for
+    TLS listeners of the daemon and the test phone)."""
     cert, key = directory / "cert.pem", directory / "key.pem"
+    extra = ["-addext", f"subjectAltName={san}"] if san else []
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=localhost", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+                    f"/CN={cn}", *extra, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     return cert, key
 
 
