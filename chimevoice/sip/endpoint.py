@@ -809,9 +809,7 @@ class _Core:
         self.calls[call.leg_id] = call
         # the transport it really came on (our build's rxTransportName), not its Via's claim:
         # a peer must not pass an encrypted connector's TLS rule by writing "SIP/2.0/TLS"
-        transport = self.pj.rxTransportName(rdata.pjRxData).lower().rstrip("6") \
-            if hasattr(self.pj, "rxTransportName") else ""
-        transport = transport or via_transport(headers)
+        transport = self.pj.rxTransportName(rdata.pjRxData).lower().rstrip("6") or via_transport(headers)
 
         def first(name: str) -> str:
             return headers.get(name, [""])[0]
