@@ -21,6 +21,7 @@ from tests.support.harness import (
     handler_events,
     module_daemon,
     number_rules,
+    rtp_start,
     sipp,
     wait_handler_events,
     write_tone,
@@ -144,7 +145,7 @@ def demo(tmp_path_factory):
     cfg["logging"] = {"level": "info", "format": "json"}
     for listener in cfg["sip"]["listeners"]:
         listener["port"] = port
-    cfg["sip"]["rtp"] = {"port_start": 30000 + (port % 300) * 100, "port_count": 100}
+    cfg["sip"]["rtp"] = {"port_start": rtp_start(port), "port_count": 100}
     cfg["buckets"] = {"demo-prompts": str(work / "prompts")}
     cfg["bots"]["local"] = {k: str(ROOT / "config" / v) for k, v in cfg["bots"]["local"].items()}
     if "aws_local" in cfg:                    # the demo's embedded AWS endpoint, on free ports too

@@ -26,6 +26,13 @@ RULE = "cccccccc-0000-4000-8000-000000000003"
 NUMBER = "+15550100000"
 
 
+def rtp_start(sip_port: int) -> int:
+    """The first of 100 RTP ports for a daemon on *sip_port*: spread by the port, and never a
+    range that holds the SIP port itself (the config refuses that: a flake when it happened)."""
+    start = 30000 + (sip_port % 300) * 100
+    return start + 100 if start <= sip_port < start + 100 else start
+
+
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1."""
     for _ in range(200):
@@ -100,7 +107,7 @@ class Daemon:
                     "listeners": [{"transport": "udp", "address": "127.0.0.1", "port": self.port},
                                   {"transport": "tcp", "address": "127.0.0.1", "port": self.port},
                                   *self.extra_listeners],
-                    "rtp": {"port_start": 30000 + (self.port % 300) * 100, "port_count": 100}},
+                    "rtp": {"port_start": rtp_start(self.port), "port_count": 100}},
             "voice_connectors": [vc],
             "sip_media_applications": apps,
             "sip_rules": rules if rules is not None else [{
