@@ -407,6 +407,11 @@ class _Core:
         if cause:
             headers = (("Reason", f"SIP;cause={cause}"),)
         self.snapshot_rtp(call)     # pjsua skips onStreamDestroyed for a call we hang up
+        if not call.outbound:
+            # the caller's connection closed: the BYE opens a new one to its Contact (TLS from
+            # our tls listener, the only way pjsip opens TLS)
+            self.pj.unpinClosedDialogTransport(
+                call.getId(), self.tls_transport if call.transport == "tls" and self.tls_transport is not None else -1)
         call.hangup(self._op(0 if call.answered else (cause or 480), headers))
 
     def _cmd_play(self, cmd: sc.Play) -> None:
@@ -810,6 +815,10 @@ class _Core:
         # the transport it really came on (our build's rxTransportName), not its Via's claim:
         # a peer must not pass an encrypted connector's TLS rule by writing "SIP/2.0/TLS"
         transport = self.pj.rxTransportName(rdata.pjRxData).lower().rstrip("6") or via_transport(headers)
+        call.transport = transport
+        # our requests in this dialog (the BYE) go back over the caller's TCP/TLS connection,
+        # not a new one to its Contact (frametap.i: pinDialogTransport)
+        self.pj.pinDialogTransport(call.getId(), rdata.pjRxData)
 
         def first(name: str) -> str:
             return headers.get(name, [""])[0]
@@ -991,6 +1000,7 @@ class _Call(pj.Call):
         self.leg_id = str(uuid.uuid4())
         self.account_ref = acc
         self.outbound = False               # a call we placed (Dial), not one we answer
+        self.transport = "udp"              # inbound: the transport its INVITE really came on
         self.progress = False               # outbound: 180/183 seen
         self.abandoned = False              # outbound: cancelled by us, already reported gone
         self.answered = False

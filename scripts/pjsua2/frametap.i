@@ -416,6 +416,57 @@ int setDtmfDuration(int call_id, unsigned msec)
     return PJ_ENOTFOUND;
 }
 
+/* Keep a call's in-dialog requests (our BYE, re-INVITE, INFO) on the connection its INVITE came
+   on, when that is TCP or TLS: a TLS client's Contact is usually not reachable (NAT, no server
+   certificate), and pjsip opens TLS connections only from a selected listener anyway (without
+   one every BYE of an inbound TLS call failed with PJSIP_ETPNOTSUITABLE). The dialog holds a
+   reference, so the connection also outlives pjsip's idle timeout. UDP calls are left alone.
+   Call on the pjsua2 thread from onIncomingCall (call id as in Call::getId(), rdata from
+   OnIncomingCallParam.rdata.pjRxData). Returns a pj_status_t; 0 also when nothing was pinned. */
+int pinDialogTransport(int call_id, void *rdata)
+{
+    pjsip_rx_data *rd = (pjsip_rx_data *)rdata;
+    if (call_id < 0 || call_id >= (int)pjsua_var.ua_cfg.max_calls || !rd || !rd->tp_info.transport)
+        return PJ_EINVAL;
+    pjsip_transport *tp = rd->tp_info.transport;
+    if (tp->flag & PJSIP_TRANSPORT_DATAGRAM)
+        return PJ_SUCCESS;
+    pjsua_call *call = &pjsua_var.calls[call_id];
+    if (!call->inv || !call->inv->dlg)
+        return PJ_ENOTFOUND;
+    pjsip_tpselector sel;
+    pj_bzero(&sel, sizeof(sel));
+    sel.type = PJSIP_TPSELECTOR_TRANSPORT;
+    sel.u.transport = tp;
+    return pjsip_dlg_set_transport(call->inv->dlg, &sel);
+}
+
+/* If the connection a call's dialog is pinned to (pinDialogTransport) has closed, let the next
+   in-dialog request open a new one to the far end's Contact: from the listener of pjsua transport
+   `listener_tid` (TLS needs one; -1: any). Call before sending an in-dialog request. Returns 1 if
+   the dialog was unpinned, 0 if not (not pinned, or its connection is still up). */
+int unpinClosedDialogTransport(int call_id, int listener_tid)
+{
+    if (call_id < 0 || call_id >= (int)pjsua_var.ua_cfg.max_calls)
+        return 0;
+    pjsua_call *call = &pjsua_var.calls[call_id];
+    if (!call->inv || !call->inv->dlg)
+        return 0;
+    pjsip_dialog *dlg = call->inv->dlg;
+    if (dlg->tp_sel.type != PJSIP_TPSELECTOR_TRANSPORT || !dlg->tp_sel.u.transport)
+        return 0;
+    pjsip_transport *tp = dlg->tp_sel.u.transport;
+    if (!tp->is_shutdown && !tp->is_destroying)
+        return 0;
+    pjsip_tpselector sel;
+    pj_bzero(&sel, sizeof(sel));
+    if (listener_tid >= 0 && listener_tid < (int)PJ_ARRAY_SIZE(pjsua_var.tpdata)
+        && pjsua_var.tpdata[listener_tid].data.ptr)
+        pjsua_init_tpselector(listener_tid, &sel);   /* a listener for TCP/TLS transports */
+    pjsip_dlg_set_transport(dlg, &sel);
+    return 1;
+}
+
 } /* namespace chimevoice */
 %}
 
@@ -452,6 +503,8 @@ public:
 };
 int respondInDialog(void *tsx, void *rdata, int code);
 const char *rxTransportName(void *rdata);
+int pinDialogTransport(int call_id, void *rdata);
+int unpinClosedDialogTransport(int call_id, int listener_tid);
 int setDtmfDuration(int call_id, unsigned msec);
 }
 #endif
