@@ -307,3 +307,61 @@ def test_rtp_from_a_wrong_address_and_oversized_rtp_rtcp_leave_the_call_alone(da
     assert total > 150 and quiet <= 3, f"{quiet} silent 20 ms blocks of {total} after {sent} stray packets"
     wait_idle(daemon)
     assert not failures(daemon)
+
+
+# -- a flood of unparsable messages is not a flood of log lines ------------------------------------
+
+def _bad_message(port: int) -> bytes:
+    """A request pjsip cannot parse (a CSeq without a number): it logs such a message at error
+    level, with the message itself."""
+    return (f"OPTIONS sip:{TARGET}@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+            f"From: <sip:flood@127.0.0.1>;tag=f\r\nTo: <sip:{TARGET}@127.0.0.1>\r\nCall-ID: {uuid.uuid4()}\r\n"
+            "CSeq: OPTIONS OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def test_a_flood_of_unparsable_messages_is_a_bounded_number_of_log_lines(daemon):
+    def counts() -> tuple[int, int]:
+        logs = daemon.logs()
+        logged = sum(1 for e in logs if e.get("event") == "pjsip" and "Error processing" in e.get("msg", ""))
+        held = sum(e["lines"] for e in logs if e.get("event") == "pjsip_log_suppressed")
+        return logged, held
+
+    logged0, held0 = counts()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    n = 600
+    t0 = time.monotonic()
+    try:
+        for i in range(n):
+            sock.sendto(_bad_message(port), ("127.0.0.1", daemon.port))
+            if i % 50 == 49:
+                time.sleep(0.02)            # paced so the socket's receive buffer never drops one
+        time.sleep(1.5)                     # the budget refills: the next line passes, with the count
+        sock.sendto(_bad_message(port), ("127.0.0.1", daemon.port))
+        deadline = time.monotonic() + 5
+        while counts()[1] == held0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        sock.close()
+    elapsed = time.monotonic() - t0
+    logged1, held1 = counts()
+    logged, held = logged1 - logged0, held1 - held0
+    # at most a burst of 100 and 20 a second pass; every other line is counted, not lost
+    assert logged <= 100 + 20 * elapsed + 1, (logged, elapsed)
+    assert held > 0 and logged + held >= n + 1, (logged, held)
+    assert daemon.proc.poll() is None
+
+
+def test_log_budget_passes_a_burst_then_a_rate_and_cuts_long_lines():
+    from chimevoice.sip.endpoint import _LogBudget
+    now = [0.0]
+    budget = _LogBudget(rate=10.0, burst=5, max_chars=20, clock=lambda: now[0])
+    passed = [budget.admit("x") for _ in range(8)]
+    assert passed.count("x") == 5 and passed[5:] == [None, None, None] and budget.suppressed == 3
+    now[0] += 0.25                                  # 2.5 tokens back
+    assert budget.admit("y") == "y" and budget.suppressed == 0      # reported with this line
+    assert budget.admit("z") == "z" and budget.admit("w") is None
+    now[0] += 10
+    assert budget.admit("a" * 30) == "a" * 20 + " ... (10 more characters)"

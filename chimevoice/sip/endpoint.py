@@ -197,7 +197,7 @@ class _Core:
         cfg.uaConfig.userAgent = s.user_agent
         cfg.logConfig.level = s.pj_log_level
         cfg.logConfig.consoleLevel = s.pj_log_level     # pjsua gives the writer what is <= consoleLevel
-        self.log_writer = _LogWriter()
+        self.log_writer = _LogWriter(_LogBudget() if s.pj_log_level < 4 else None)
         cfg.logConfig.writer = self.log_writer
         cfg.logConfig.decor = 0
         med = cfg.medConfig
@@ -1104,11 +1104,53 @@ def _pj_log(level: int, text: str) -> None:
         emit("pjsip", pj_level=level, msg=msg)
 
 
+class _LogBudget:
+    """How many pjsip log lines may pass: pjsip logs every message it cannot parse at error level,
+    with the message itself, so a flood of garbage would be a flood of log lines (and of disk).
+    A token bucket: *rate* lines a second, bursts of *burst*; what it holds back is counted and
+    reported in one ``pjsip_log_suppressed`` line before the next line that passes. Lines are cut
+    to *max_chars*."""
+
+    def __init__(self, rate: float = 20.0, burst: int = 100, max_chars: int = 4000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.max_chars, self.clock = rate, burst, max_chars, clock
+        self.tokens = float(burst)
+        self.last = clock()
+        self.suppressed = 0
+
+    def admit(self, msg: str) -> str | None:
+        """*msg* (cut to size) if it may be logged now, else None (counted)."""
+        now = self.clock()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1.0:
+            self.suppressed += 1
+            return None
+        self.tokens -= 1.0
+        if self.suppressed:
+            log.warning("pjsip_log_suppressed", lines=self.suppressed,
+                        limit_per_s=self.rate, reason="more pjsip log lines than the limit (malformed traffic?)")
+            self.suppressed = 0
+        if len(msg) > self.max_chars:
+            msg = msg[:self.max_chars] + f" ... ({len(msg) - self.max_chars} more characters)"
+        return msg
+
+
 class _LogWriter(pj.LogWriter):
-    """pjlib's log once libInit has run (delivered on the SIP thread: mainThreadOnly)."""
+    """pjlib's log once libInit has run (delivered on the SIP thread: mainThreadOnly). Below
+    debug level (pjsip level 4) the lines pass through a :class:`_LogBudget`; at debug, all do."""
+
+    def __init__(self, budget: _LogBudget | None = None) -> None:
+        super().__init__()
+        self.budget = budget
 
     def write(self, entry) -> None:
-        _pj_log(entry.level, entry.msg)
+        msg = entry.msg
+        if self.budget is not None:
+            msg = self.budget.admit(msg)
+            if msg is None:
+                return
+        _pj_log(entry.level, msg)
 
 
 _pjlib_log_func = None      # the ctypes callback below; pjlib keeps its address, so it lives forever
