@@ -710,8 +710,9 @@ _TABLE_KEYS = ("name", "hash_key", "hash_key_type", "range_key", "range_key_type
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _KEY_TYPES = ("S", "N", "B")
 _KEY_PYTHON_TYPES: Final[dict[str, tuple[type, ...]]] = {"S": (str,), "N": (int, float), "B": (str, bytes)}
-_ADMISSION_KEYS = ("max_calls_per_second", "burst", "max_concurrent_calls", "per_source")
+_ADMISSION_KEYS = ("max_calls_per_second", "burst", "max_concurrent_calls", "per_source", "auth_lockout")
 _PER_SOURCE_KEYS = ("rate", "burst")
+_AUTH_LOCKOUT_KEYS = ("failures", "window_s", "lockout_s")
 _SPEECH_KEYS = ("engine", "polly")
 _POLLY_KEYS = ("region", "endpoint_url")
 _API_KEYS = ("listen", "region", "account_id", "access_keys")
@@ -857,9 +858,23 @@ class _Checker:
         burst = fields.get("burst", _int(1, 1_000_000), d.burst)
         concurrent = fields.get("max_concurrent_calls", self.off_or(_int(1, 1_000_000)), d.max_concurrent_calls)
         per_source = fields.get("per_source", self.per_source_section, (d.per_source_rate, d.per_source_burst))
-        if not _ok(rate, burst, concurrent, per_source):
+        lockout = fields.get("auth_lockout", self.off_or(self.auth_lockout_section),
+                             (d.auth_failures, d.auth_window_s, d.auth_lockout_s))
+        if not _ok(rate, burst, concurrent, per_source, lockout):
             return INVALID
-        return AdmissionConfig(rate, burst, concurrent, per_source[0], per_source[1])
+        if lockout is None:                 # auth_lockout: off
+            lockout = (None, d.auth_window_s, d.auth_lockout_s)
+        return AdmissionConfig(rate, burst, concurrent, per_source[0], per_source[1], *lockout)
+
+    def auth_lockout_section(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _AUTH_LOCKOUT_KEYS)
+        if fields is None:
+            return INVALID
+        d = AdmissionConfig()
+        failures = fields.get("failures", _int(1, 1_000_000), d.auth_failures)
+        window = fields.get("window_s", _float(0, exclusive_min=True), d.auth_window_s)
+        lockout = fields.get("lockout_s", _float(0, exclusive_min=True), d.auth_lockout_s)
+        return (failures, window, lockout) if _ok(failures, window, lockout) else INVALID
 
     def per_source_section(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _PER_SOURCE_KEYS)

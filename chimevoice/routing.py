@@ -35,6 +35,7 @@ class Rejection:
     status_code: int
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
+    bad_credentials: bool = False       # a 401 for digest credentials that were wrong (not stale)
 
 
 def called_and_caller(call: IncomingCall, country_code: str) -> tuple[str, str, str]:
@@ -117,11 +118,13 @@ def _check_credentials(connector: VoiceConnector, call: IncomingCall, secret: by
     creds = connector.credentials
     assert creds is not None
     stale = False
-    for value in call.headers.get("authorization", []):
+    answers = call.headers.get("authorization", [])
+    for value in answers:
         params = sip_rules.parse_authorization(value)
         if sip_rules.verify_digest(params, method="INVITE", username=creds.username,
                                    password=creds.password, realm=creds.realm, secret=secret, now=now):
             return None
         stale = stale or sip_rules.nonce_status(params.get("nonce", ""), secret=secret, now=now) == "stale"
     challenge = sip_rules.make_challenge(creds.realm, sip_rules.make_nonce(secret, now), stale=stale)
-    return Rejection(401, "digest authentication required", (("WWW-Authenticate", challenge),))
+    return Rejection(401, "digest authentication required" if not answers else "wrong digest credentials",
+                     (("WWW-Authenticate", challenge),), bad_credentials=bool(answers) and not stale)

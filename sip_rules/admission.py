@@ -6,6 +6,9 @@ monotonic clock), nothing here reads a clock, sleeps or logs.
 cause and how long the caller should wait (the ``Retry-After`` of the 503). The checks run
 in this order, so that a refused call costs the shared budgets nothing:
 
+0. ``auth_lockout``: the sending address sent too many INVITEs with wrong digest credentials
+   lately (:meth:`Admission.auth_failed`) and is locked out for a while (a password-guessing
+   tool such as svcrack gets a few guesses, not a dictionary);
 1. ``source_rate``: the sending address has used up its own bucket (a flood from one peer
    does not eat the budget of the others);
 2. ``concurrency``: ``max_concurrent_calls`` calls are up;
@@ -20,8 +23,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
-Cause = Literal["source_rate", "concurrency", "rate"]
-CAUSES: tuple[Cause, ...] = ("source_rate", "concurrency", "rate")
+Cause = Literal["auth_lockout", "source_rate", "concurrency", "rate"]
+CAUSES: tuple[Cause, ...] = ("auth_lockout", "source_rate", "concurrency", "rate")
 
 
 class TokenBucket:
@@ -73,6 +76,13 @@ class Limits:
     """New calls per second from one source address (cause ``source_rate``); off by default."""
     per_source_burst: int = 20
     """The per-source bucket's size."""
+    auth_failures: int | None = 10
+    """Wrong digest credentials from one source within ``auth_window_s`` that lock it out
+    (cause ``auth_lockout``); ``None``: never."""
+    auth_window_s: float = 60.0
+    """The window the wrong credentials are counted in, seconds."""
+    auth_lockout_s: float = 300.0
+    """How long a locked-out source is refused, seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +113,20 @@ class Admission:
         self.overall = (TokenBucket(limits.max_calls_per_second, limits.burst, now)
                         if limits.max_calls_per_second is not None else None)
         self.sources: OrderedDict[str, TokenBucket] = OrderedDict()
+        # source -> (times of its recent wrong credentials, locked until); bounded like sources
+        self.auth: OrderedDict[str, tuple[list[float], float]] = OrderedDict()
 
     def reconfigure(self, limits: Limits, now: float) -> None:
-        """New limits (a configuration reload); buckets start full again."""
+        """New limits (a configuration reload); buckets start full again, lockouts stay."""
+        auth = self.auth
         self.__init__(limits, now, max_sources=self.max_sources)  # type: ignore[misc]
+        self.auth = auth
 
     def admit(self, source: str, active_calls: int, now: float) -> Admitted | Refused:
         lim = self.limits
+        locked = self.locked_for(source, now)
+        if locked:
+            return Refused("auth_lockout", _retry_after(locked))
         bucket: TokenBucket | None = None
         if lim.per_source_rate is not None:
             bucket = self._source(source, now)
@@ -127,6 +144,27 @@ class Admission:
                     bucket.give_back()
                 return Refused("rate", _retry_after(wait))
         return ADMITTED
+
+    def auth_failed(self, source: str, now: float) -> bool:
+        """*source* sent an INVITE whose digest credentials were wrong (not merely a stale
+        nonce). True when this failure locks it out (``auth_failures`` within ``auth_window_s``)."""
+        lim = self.limits
+        if lim.auth_failures is None:
+            return False
+        times, until = self.auth.pop(source, ([], 0.0))
+        if len(self.auth) >= self.max_sources:
+            self.auth.popitem(last=False)
+        times = [t for t in times if now - t < lim.auth_window_s] + [now]
+        starts = len(times) >= lim.auth_failures and until <= now
+        if starts:
+            until, times = now + lim.auth_lockout_s, []
+        self.auth[source] = (times, until)
+        return starts
+
+    def locked_for(self, source: str, now: float) -> float:
+        """Seconds *source* stays locked out (0.0: it is not)."""
+        entry = self.auth.get(source)
+        return max(0.0, entry[1] - now) if entry else 0.0
 
     def _source(self, source: str, now: float) -> TokenBucket:
         bucket = self.sources.get(source)

@@ -116,3 +116,32 @@ def test_admission_errors_name_their_line():
     assert "<string>:4: admission.burst:" in text
     assert "<string>:5: admission.per_source.rate: required key is missing" in text
     assert "<string>:6: admission.limit: unknown key" in text
+
+
+def test_wrong_credentials_lock_a_source_out_for_a_while():
+    lim = Limits(max_calls_per_second=None, max_concurrent_calls=None, auth_failures=3, auth_window_s=10,
+                 auth_lockout_s=60)
+    a = Admission(lim, now=0.0)
+    assert [a.auth_failed("10.0.0.9", t) for t in (0.0, 1.0)] == [False, False]
+    assert a.admit("10.0.0.9", 0, 1.5) is ADMITTED           # two wrong guesses: still let in
+    assert a.auth_failed("10.0.0.9", 2.0) is True            # the third within 10 s locks it out
+    assert a.admit("10.0.0.9", 0, 2.0) == Refused("auth_lockout", 60)
+    assert a.admit("10.0.0.9", 0, 31.5) == Refused("auth_lockout", 31)
+    assert a.admit("10.0.0.8", 0, 3.0) is ADMITTED           # another source is not
+    assert a.auth_failed("10.0.0.9", 40.0) is False          # already locked: the lockout does not grow
+    assert a.admit("10.0.0.9", 0, 62.0) is ADMITTED          # over
+    # failures spread wider than the window never add up
+    assert not any(a.auth_failed("10.0.0.7", t) for t in (0.0, 11.0, 22.0, 33.0, 44.0))
+    # a reload keeps a lockout; auth_failures None never locks
+    a.auth_failed("10.0.0.6", 100.0), a.auth_failed("10.0.0.6", 100.1), a.auth_failed("10.0.0.6", 100.2)
+    a.reconfigure(lim, now=101.0)
+    assert a.admit("10.0.0.6", 0, 101.0) == Refused("auth_lockout", 60)
+    off = Admission(Limits(auth_failures=None), now=0.0)
+    assert not any(off.auth_failed("s", i / 10) for i in range(50)) and off.admit("s", 0, 5.0) is ADMITTED
+
+
+def test_the_lockout_table_is_bounded():
+    a = Admission(Limits(max_calls_per_second=None, auth_failures=2), now=0.0, max_sources=100)
+    for i in range(1000):
+        a.auth_failed(f"10.1.{i // 250}.{i % 250}", 0.0)
+    assert len(a.auth) <= 100

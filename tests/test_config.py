@@ -627,3 +627,15 @@ def test_nodejs_handlers() -> None:
                  "test.yaml:19: sip_media_applications[0].handler.code_dir: ", "applies to nodejs handlers only")
     assert_error(errors(replace_line(node, 18, "target: index.handler\n      python_path: [x]")),
                  "test.yaml:19: sip_media_applications[0].handler.python_path: ", "applies to python handlers only")
+
+
+def test_admission_auth_lockout_is_configurable_and_checked() -> None:
+    from chimevoice.config import AdmissionConfig
+    assert parse_config("{}", base_dir=Path("/srv")).admission.auth_failures == AdmissionConfig().auth_failures == 10
+    c = parse_config("admission:\n  auth_lockout: {failures: 5, window_s: 30, lockout_s: 900}\n", base_dir=Path("/srv"))
+    assert (c.admission.auth_failures, c.admission.auth_window_s, c.admission.auth_lockout_s) == (5, 30.0, 900.0)
+    assert parse_config("admission: {auth_lockout: off}\n", base_dir=Path("/srv")).admission.auth_failures is None
+    with pytest.raises(ConfigError) as info:
+        parse_config("admission:\n  auth_lockout: {failures: 0, lockout: 3}\n", base_dir=Path("/srv"))
+    text = str(info.value)
+    assert "admission.auth_lockout.failures" in text and "admission.auth_lockout.lockout" in text, text

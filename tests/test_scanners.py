@@ -33,7 +33,7 @@ AUTH_NUMBERS = ["+15550100020", "+15550100021"]      # a trunk with digest crede
 EXTENSIONS = "15550100000-15550100025"               # what svwar tries: ours and others
 
 
-def _daemon(tmp_path_factory, name: str, allow: str, auth_number_answers: bool = False):
+def _daemon(tmp_path_factory, name: str, allow: str, auth_number_answers: bool = False, lockout: bool = False):
     d = module_daemon(tmp_path_factory, name)
     apps = [handler_app(APP, "hostile", "hostile:handler", {"EVENTS_DIR": str(d.events)})]
     numbers = OPEN_NUMBERS + AUTH_NUMBERS
@@ -48,6 +48,9 @@ def _daemon(tmp_path_factory, name: str, allow: str, auth_number_answers: bool =
         "credentials": {"username": "pbx1", "password": "s3cret"}})
     if auth_number_answers:           # +15550100066 answers (tests/handlers/hostile.py): svcrack sees a 200
         data["voice_connectors"][0]["phone_numbers"] = ["+15550100001"]
+    if not lockout:
+        # the dictionary runs below show what digest alone holds; the lockout has a daemon of its own
+        data["admission"] = {"auth_lockout": "off"}
     cfg.write_text(yaml.safe_dump(data, sort_keys=False))
     write_tone(d.prompts / "tone1000.wav", 1000, 1.0)
     d.start()
@@ -68,6 +71,13 @@ def inside(tmp_path_factory):
     d.stop()
 
 
+@pytest.fixture(scope="module")
+def locking(tmp_path_factory):
+    d = _daemon(tmp_path_factory, "scan-locking", "127.0.0.0/24", auth_number_answers=True, lockout=True)
+    yield d
+    d.stop()
+
+
 def run(cmd: list[str], cwd, timeout: float = 20) -> str:
     """What the tool printed; one still waiting after *timeout* seconds (svcrack keeps waiting
     for a challenge that never comes) is stopped and what it printed so far is returned."""
@@ -84,11 +94,11 @@ def run(cmd: list[str], cwd, timeout: float = 20) -> str:
     return out
 
 
-def first_lines(d, numbers: list[str]) -> dict[str, tuple[bytes, tuple]]:
-    """number -> (status line, sorted header names) of the final answer to a plain INVITE from 127.0.0.1."""
+def first_lines(d, numbers: list[str], source: str = "127.0.0.1") -> dict[str, tuple[bytes, tuple]]:
+    """number -> (status line, sorted header names) of the final answer to a plain INVITE from *source*."""
     out = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((source, 0))
         s.settimeout(5)
         me, host = f"127.0.0.1:{s.getsockname()[1]}", f"127.0.0.1:{d.port}"
         for n in numbers:
@@ -171,3 +181,22 @@ def test_svcrack_inside_finds_the_password_only_when_its_dictionary_has_it(insid
     out = run(["svcrack", "-u", "pbx1", "-d", str(right), "-m", "INVITE", "--maximumtime", "2", *target], tmp_path,
               timeout=8)
     assert re.search(r"\|\s*pbx1\s*\|\s*s3cret\s*\|", out), out
+
+
+def test_svcrack_is_locked_out_after_ten_wrong_passwords(locking, tmp_path):
+    """The default admission.auth_lockout: 10 wrong digest answers within 60 s from one source
+    lock it out for 300 s (503 with Retry-After), so a dictionary that holds the password at
+    guess 30 finds nothing; other sources are not affected."""
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(f"guess{i}" for i in range(29)) + "\ns3cret\n")
+    target = ["--requesturi", f"sip:+15550100066@127.0.0.1:{locking.port}", f"udp://127.0.0.1:{locking.port}"]
+    out = run(["svcrack", "-u", "pbx1", "-d", str(words), "-m", "INVITE", "--maximumtime", "3", *target], tmp_path,
+              timeout=10)
+    assert "| Password" not in out and "s3cret" not in out, out
+    locked = [e for e in locking.logs() if e.get("event") == "auth_lockout"]
+    assert len(locked) == 1 and locked[0]["source"] == "127.0.0.1" and locked[0]["failures"] == 10, locked
+    assert not any(e.get("event") == "call_routed" for e in locking.logs())
+    # the locked source: 503 with the rest of the lockout; another source: the usual challenge
+    assert first_lines(locking, ["+15550100066"])["+15550100066"][0] == b"SIP/2.0 503 Service Unavailable"
+    assert first_lines(locking, ["+15550100066"], source="127.0.0.2")["+15550100066"][0] == \
+        b"SIP/2.0 401 Unauthorized"

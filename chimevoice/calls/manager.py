@@ -91,6 +91,8 @@ class CallManager:
             metrics.inc("admission_refusals_total", 0, cause=cause)
         for kind in ("internal", "sip_command_failed"):
             metrics.inc("errors_total", 0, type=kind)
+        metrics.inc("auth_failures_total", 0)
+        metrics.inc("auth_lockouts_total", 0)
         self.idle = asyncio.Event()         # set when no call is live and every CDR is on disk
         self.object_written: Callable[[str], None] | None = None
         """Told the path of each recording closed in a bucket directory (the embedded S3 endpoint)."""
@@ -158,6 +160,8 @@ class CallManager:
         route = route_call(self.cfg, call, auth_secret=self.auth_secret, trusted=hairpin is not None,
                            hairpin_sma=hairpin[1] if hairpin else None)
         if isinstance(route, Rejection):
+            if route.bad_credentials and hairpin is None:
+                self._wrong_credentials(call)
             level = log.info if route.status_code == 401 else log.warning
             level("call_rejected", sip_status=route.status_code, reason=route.reason,
                   source=f"{call.source_ip}:{call.source_port}", transport=call.transport,
@@ -190,6 +194,16 @@ class CallManager:
                    voice_connector=route.connector.id, sip_rule=route.rule.id,
                    sip_media_application=route.applications[0].id)
         driver.feed(I.InboundCallRouted())
+
+    def _wrong_credentials(self, call: ev.IncomingCall) -> None:
+        """Counted per source by admission; enough of them lock the source out (cause auth_lockout)."""
+        self.metrics.inc("auth_failures_total")
+        if self.admission.auth_failed(call.source_ip, time.monotonic()):
+            lim = self.cfg.admission
+            self.metrics.inc("auth_lockouts_total")
+            log.warning("auth_lockout", source=call.source_ip, failures=lim.auth_failures,
+                        window_s=lim.auth_window_s, lockout_s=lim.auth_lockout_s, sip_call_id=call.sip_call_id,
+                        reason="too many INVITEs with wrong digest credentials (password guessing?)")
 
     def _refuse(self, call: ev.IncomingCall, cause: str, retry_after_s: int) -> None:
         """503 with Retry-After; counted by cause; logged at most once a second per cause."""
