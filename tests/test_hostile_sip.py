@@ -208,6 +208,10 @@ def test_torture_messages_get_the_right_answer_or_none(daemon):
     assert recorded == routed
     names = sorted(cases)
     assert {names[int(cid.split("-")[1])] for cid in routed} >= {n for n, code in finals.items() if code == 486}
+    # esc01's %-escaped users are read as pjsip parsed them, not from the text pjsip unescaped in place
+    esc = [e for e in daemon.logs() if e.get("event") == "call_routed"
+           and e.get("sip_call_id", "").startswith(f"torture-{names.index('esc01')}-")]
+    assert esc and (esc[0]["called"], esc[0]["caller"]) == (TARGET, "I have spaces"), esc
     assert not failures(daemon)
 
 

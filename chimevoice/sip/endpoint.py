@@ -807,6 +807,14 @@ class _Core:
         raw = rdata.wholeMsg
         text = _text(raw)
         _, ruri, headers, body = parse_request(text)
+        # pjsip unescapes %XX in URI user parts in place in the receive buffer, so the text's
+        # Request-URI, From and To may be damaged ("sip:%2B15550100000@" reads
+        # "sip:+1555010000000@"): take what pjsip parsed, printed back (frametap.i rxParsedPart)
+        ruri = _text(self.pj.rxParsedPart(rdata.pjRxData, 0)) or ruri
+        for which, name in ((1, "from"), (2, "to")):
+            printed = _text(self.pj.rxParsedPart(rdata.pjRxData, which)).partition(":")[2].strip()
+            if printed:
+                headers[name] = [printed]
         call.remote_te = "telephone-event" in body.lower()
         src = _text(rdata.srcAddress)
         host, _, port = src.rpartition(":")

@@ -400,6 +400,31 @@ const char *rxTransportName(void *rdata)
     return rd->tp_info.transport->type_name;
 }
 
+/* What pjsip parsed of an incoming request, printed back: which = 0 the Request-URI, 1 the From
+   header, 2 the To header (whole header lines, "From: <sip:...>;tag=..."). pjsip unescapes %XX in
+   a URI's user part *in place* in the receive buffer, so the message text (SipRxData.wholeMsg)
+   then holds a damaged user ("sip:%2B15550100000@" reads "sip:+1555010000000@"); the parsed URI
+   is right, and printing re-escapes only what must be. "" when absent. */
+std::string rxParsedPart(void *rdata, int which)
+{
+    pjsip_rx_data *rd = (pjsip_rx_data *)rdata;
+    if (!rd || !rd->msg_info.msg)
+        return "";
+    char buf[4096];
+    int len = -1;
+    if (which == 0) {
+        if (rd->msg_info.msg->type != PJSIP_REQUEST_MSG || !rd->msg_info.msg->line.req.uri)
+            return "";
+        len = pjsip_uri_print(PJSIP_URI_IN_REQ_URI, rd->msg_info.msg->line.req.uri, buf, sizeof(buf));
+    } else {
+        pjsip_hdr *hdr = which == 1 ? (pjsip_hdr *)rd->msg_info.from : which == 2 ? (pjsip_hdr *)rd->msg_info.to : NULL;
+        if (!hdr)
+            return "";
+        len = pjsip_hdr_print_on(hdr, buf, sizeof(buf));
+    }
+    return len > 0 ? std::string(buf, (size_t)len) : std::string();
+}
+
 /* Set the RFC 4733 event duration of a call's audio stream (call id as in
    Call::getId()); the next digits sent with Call::dialDtmf last that long.
    Returns a pj_status_t. Call on the pjsua2 thread. */
@@ -503,6 +528,7 @@ public:
 };
 int respondInDialog(void *tsx, void *rdata, int code);
 const char *rxTransportName(void *rdata);
+std::string rxParsedPart(void *rdata, int which);
 int pinDialogTransport(int call_id, void *rdata);
 int unpinClosedDialogTransport(int call_id, int listener_tid);
 int setDtmfDuration(int call_id, unsigned msec);
