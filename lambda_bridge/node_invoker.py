@@ -220,7 +220,8 @@ class NodeInvoker(PoolInvoker):
             {
                 "LAMBDA_RUNTIME_DIR": str(NODE_DIR),
                 "NODE_PATH": os.pathsep.join(node_path),
-                "CHIMEVOICE_NODE_MODULES": modules,
+                # where the resolve hook retries an ES module's bare imports, in order
+                "CHIMEVOICE_NODE_MODULES": os.pathsep.join([*cfg.node_modules, modules]),
             }
         )
         env.pop("NODE_OPTIONS", None)  # the daemon's own node options are not the function's

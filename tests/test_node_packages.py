@@ -74,3 +74,19 @@ def test_a_bundled_node_modules_is_used_as_it_is(tmp_path):
     cfg = load_checked_config(_config(tmp_path, code))
     assert installed_dir(cfg.data_dir, "app1", code, node=True) is None
     assert not (tmp_path / "data" / "packages").exists()
+
+
+def test_an_es_module_handler_imports_its_installed_dependencies(tmp_path):
+    """``import`` does not read NODE_PATH: the resolve hook also tries the application's own
+    installed node_modules (before the runtime's)."""
+    code = tmp_path / "handler"
+    code.mkdir()
+    (code / "package.json").write_text(json.dumps({"name": "esm-deps", "version": "1.0.0",
+                                                   "dependencies": {"is-number": "7.0.0"}}))
+    (code / "index.mjs").write_text(textwrap.dedent("""\
+        import isNumber from "is-number";           // resolved at import: check-config fails without it
+        export const handler = async () => ({SchemaVersion: "1.0", Actions: [], Ok: isNumber(5)});
+        """))
+    cfg = load_checked_config(_config(tmp_path, code))
+    deps = installed_dir(cfg.data_dir, "app1", code, node=True)
+    assert deps is not None and (deps / "node_modules" / "is-number").is_dir()

@@ -93,9 +93,11 @@ if (process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE === undefined) {
   process.env.AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE = '1';
 }
 
-const runtimeModules = process.env.CHIMEVOICE_NODE_MODULES;
-if (runtimeModules && typeof Module.register === 'function') {
+// node_modules folders an ES module's bare imports fall back to, in order (the application's
+// installed dependencies, then the runtime's): CHIMEVOICE_NODE_MODULES, path.delimiter-separated
+const fallbackModules = (process.env.CHIMEVOICE_NODE_MODULES || '').split(path.delimiter).filter(Boolean);
+if (fallbackModules.length && typeof Module.register === 'function') {
   Module.register(pathToFileURL(path.join(__dirname, 'resolve-hooks.mjs')).href, {
-    data: { parentURL: pathToFileURL(path.join(runtimeModules, 'index.js')).href },
+    data: { parentURLs: fallbackModules.map((dir) => pathToFileURL(path.join(dir, 'index.js')).href) },
   });
 }
