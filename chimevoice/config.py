@@ -121,6 +121,7 @@ class LoggingConfig:
 class RtpConfig:
     port_start: int = 20000
     port_count: int = 10000
+    stats_interval_s: float = 10.0      # how often a live call's RTP totals reach /metrics
 
     @property
     def port_end(self) -> int:
@@ -727,7 +728,7 @@ _SIP_KEYS = ("default_country_code", "unanswered_timeout_s", "no_route_response"
 _LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client",
                   "verify_server")
 _SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")   # Debian's ca-certificates
-_RTP_KEYS = ("port_start", "port_count")
+_RTP_KEYS = ("port_start", "port_count", "stats_interval_s")
 _VC_KEYS = ("id", "name", "host_name", "allow_list", "credentials", "phone_numbers", "encryption", "origination")
 _ORIGINATION_KEYS = ("disabled", "routes", "credentials", "options_interval_s")
 _ROUTE_KEYS = ("host", "port", "protocol", "priority", "weight")
@@ -981,6 +982,7 @@ class _Checker:
             return INVALID
         start = fields.get("port_start", _int(1024, 65534), 20000)
         count = fields.get("port_count", _int(2, 64512), 10000)
+        interval = fields.get("stats_interval_s", _float(0.5), 10.0)
         if _ok(start, count) and start + count - 1 > 65535:
             self.error(
                 _join(path, "port_count"),
@@ -988,7 +990,7 @@ class _Checker:
                 f"range {start}-{start + count - 1} goes past port 65535",
             )
             return INVALID
-        return RtpConfig(start, count) if _ok(start, count) else INVALID
+        return RtpConfig(start, count, interval) if _ok(start, count, interval) else INVALID
 
     def check_listeners(self, node: Node | None, listeners: tuple[Listener, ...], rtp: Any) -> None:
         if not isinstance(node, SequenceNode):

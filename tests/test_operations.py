@@ -145,8 +145,11 @@ ADMISSION = {"max_calls_per_second": 5, "burst": 5, "max_concurrent_calls": 1,
 
 
 def write(d, app_for_long: str = APP_A, env_a: dict | None = None, allow: list[str] | None = None) -> None:
-    d.write_config(apps(d, env_a), rules=rules(app_for_long), numbers=[LONG, TONE_THEN_HANGUP, NO_RULE],
-                   extra={"admission": ADMISSION}, allow=allow)
+    path = d.write_config(apps(d, env_a), rules=rules(app_for_long), numbers=[LONG, TONE_THEN_HANGUP, NO_RULE],
+                          extra={"admission": ADMISSION}, allow=allow)
+    data = yaml.safe_load(path.read_text())
+    data["sip"]["rtp"]["stats_interval_s"] = 1      # live calls' RTP totals reach /metrics each second
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +279,37 @@ def test_rtp_statistics_per_direction_are_on_metrics(daemon):
         assert metric(after, "rtp_jitter_seconds_count", direction=direction) >= 1
     assert metric(after, "handler_latency_seconds_count", application=APP_A) >= 2
     assert re.search(r'chimevoice_actions_total\{result="successful",type="[A-Za-z]+"\}', after), after
+
+
+def test_a_live_calls_rtp_packets_reach_metrics_before_it_ends(daemon):
+    time.sleep(1.2)
+    before = metrics(daemon)
+    result: dict = {}
+    caller = threading.Thread(target=lambda: result.update(daemon.call(user=LONG, hangup_after=5, max_seconds=10)))
+    caller.start()
+    try:
+        # while the call is up (it lasts 5 s from its answer), its packets appear on /metrics
+        deadline = time.monotonic() + 8
+        while True:
+            during = metrics(daemon)
+            counted = min(metric(during, "rtp_packets_total", direction=d)
+                          - metric(before, "rtp_packets_total", direction=d) for d in ("rx", "tx"))
+            if counted >= 50 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert metric(during, "calls_active") == 1          # taken mid-call
+    finally:
+        caller.join(20)
+    assert result.get("answered"), result
+    after = metrics(daemon)
+    for direction in ("rx", "tx"):
+        live = (metric(during, "rtp_packets_total", direction=direction)
+                - metric(before, "rtp_packets_total", direction=direction))
+        total = (metric(after, "rtp_packets_total", direction=direction)
+                 - metric(before, "rtp_packets_total", direction=direction))
+        assert live >= 50, (direction, live)           # at least 1 s of 20 ms packets, counted mid-call
+        assert total >= live + 20, (direction, live, total)   # the rest at the end, none twice
+        assert total <= 5.6 * 50, (direction, total)
 
 
 def test_drain_refuses_new_calls_and_status_shows_it(daemon):

@@ -79,6 +79,7 @@ class CallDriver:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.inband_legs: dict[str, bool] = {}      # legs without RFC 4733 -> detector on
+        self.rtp_counted: dict[str, ev.RtpStats] = {}  # legs' RTP totals already on /metrics
         self.bots = CallBots(services.cfg.bots)
         self.outbound: dict[str, Outbound] = {}      # outbound legs being dialled or up
         self.attempt_timers: dict[str, asyncio.TimerHandle] = {}
@@ -146,11 +147,14 @@ class CallDriver:
                 self._journal(rec)
             if event.rtp is not None:
                 self._rtp_metrics(event.leg_id, event.rtp)
+            self.rtp_counted.pop(event.leg_id, None)
             self.inband_legs.pop(event.leg_id, None)
             if self.s.media is not None:
                 self.s.media.send(mw.LegEnded(event.leg_id))
             self.feed(I.LegDisconnected(event.leg_id, by_remote=event.by_remote,
                                         status_code=event.status_code))
+        elif isinstance(event, ev.RtpProgress):
+            self._rtp_counted(event.leg_id, event.rtp)
         elif isinstance(event, ev.DtmfReceived):
             self.log.info("dtmf_received", digit=event.digit, method=event.method)
             metrics.inc("dtmf_digits_total", method=event.method)
@@ -167,11 +171,21 @@ class CallDriver:
             metrics.inc("errors_total", type="sip_command_failed")
             self.feed(I.CommandFailed(engine_command(event.command), event.message))
 
-    def _rtp_metrics(self, leg_id: str, rtp: ev.RtpStats) -> None:
+    def _rtp_counted(self, leg_id: str, rtp: ev.RtpStats) -> None:
+        """Add what *rtp* (a leg's totals so far) has beyond what is already on /metrics."""
         metrics = self.s.metrics
+        before = self.rtp_counted.get(leg_id)
         for direction, d in (("rx", rtp.rx), ("tx", rtp.tx)):
-            metrics.inc("rtp_packets_total", d.packets, direction=direction)
-            metrics.inc("rtp_packets_lost_total", d.lost, direction=direction)
+            old = (before.rx if direction == "rx" else before.tx) if before else None
+            metrics.inc("rtp_packets_total", max(0, d.packets - (old.packets if old else 0)), direction=direction)
+            metrics.inc("rtp_packets_lost_total", max(0, d.lost - (old.lost if old else 0)), direction=direction)
+        self.rtp_counted[leg_id] = rtp
+
+    def _rtp_metrics(self, leg_id: str, rtp: ev.RtpStats) -> None:
+        """A leg's final totals: the rest of its packets and losses, its mean jitter, a log line."""
+        metrics = self.s.metrics
+        self._rtp_counted(leg_id, rtp)
+        for direction, d in (("rx", rtp.rx), ("tx", rtp.tx)):
             if d.packets:
                 metrics.observe("rtp_jitter_seconds", d.jitter_ms / 1000, direction=direction)
         self.log.info("rtp_stats", call_id=leg_id, rx_packets=rtp.rx.packets, rx_lost=rtp.rx.lost,

@@ -68,6 +68,8 @@ _TAP_READ_S = 0.04
 COMMA_PAUSE_MS = 500
 # VoiceFocus toward other legs: the suppressor's maximum attenuation (as media/voicefocus.py).
 _DENOISE_DB = -30
+# How often the pjsua2 thread looks for live legs whose RTP totals are due.
+_RTP_ROUND_S = 0.5
 # Accounts kept for outbound calls (one per caller id); pjsua allows 64 in our build.
 _MAX_DIAL_ACCOUNTS = 48
 # PJSIP_ESESSIONTERMINATED: a command found the leg's INVITE session already gone.
@@ -79,6 +81,7 @@ class EndpointSettings:
     listeners: tuple[Listener, ...]
     rtp_port_start: int = 20000
     rtp_port_count: int = 10000
+    rtp_stats_interval_s: float = 10.0      # a live leg's RTP totals are posted this often (RtpProgress)
     max_calls: int = 2048
     clock_rate: int = 8000
     user_agent: str = "chimevoice"
@@ -177,6 +180,7 @@ class _Core:
         self.send_heap: list[tuple[float, int, tuple[str, str]]] = []   # next step of each sender
         self._seq = 0
         self._next_tap_read = 0.0
+        self._next_rtp_round = 0.0
         self.bound: list[tuple[str, str, int]] = []
         self.tls_transport: int | None = None      # the first tls listener: outbound TLS goes through it
         self.running = True
@@ -296,6 +300,9 @@ class _Core:
             if self.tapped and time.monotonic() >= self._next_tap_read:
                 self._next_tap_read = time.monotonic() + _TAP_READ_S
                 self._read_taps()
+            if time.monotonic() >= self._next_rtp_round:
+                self._next_rtp_round = time.monotonic() + _RTP_ROUND_S
+                self._sample_rtp()
             self.flush()
 
     def destroy(self) -> None:
@@ -847,6 +854,7 @@ class _Core:
             call.audio = call.getAudioMedia(-1)
         except pj.Error:
             return
+        call.rtp_due = time.monotonic() + self.settings.rtp_stats_interval_s
         self.post(ev.MediaReady(call.leg_id, telephone_event=call.remote_te))
         if call.want_taps != (False, False):
             self._apply_taps(call)
@@ -920,22 +928,38 @@ class _Core:
             del self.calls[call.leg_id]
         call.audio = None
 
-    def snapshot_rtp(self, call: _Call, index: int | None = None) -> None:
-        """Keep the leg's RTP statistics (``call.rtp``) while its stream still exists: from
-        onStreamDestroyed when the far end ends the call, before our own hangup otherwise."""
-        if call.rtp is not None or call.audio is None:
-            return
+    def _sample_rtp(self) -> None:
+        """Post the RTP totals of the live legs that are due (each every rtp_stats_interval_s,
+        from its media's start: spread over the rounds, not all at once)."""
+        now = time.monotonic()
+        interval = self.settings.rtp_stats_interval_s
+        for call in list(self.calls.values()):
+            if call.audio is None or call.rtp is not None or call.rtp_due > now:
+                continue
+            call.rtp_due = now + interval
+            stats = self._stream_stats(call)
+            if stats is not None:
+                self.post(ev.RtpProgress(call.leg_id, stats))
+
+    def _stream_stats(self, call: _Call, index: int | None = None) -> ev.RtpStats | None:
         for idx in (index,) if index is not None else range(4):
             try:
                 rtcp = call.getStreamStat(idx).rtcp
             except pj.Error:
                 continue                    # not an audio stream (or none at that index)
-            call.rtp = ev.RtpStats(
+            return ev.RtpStats(
                 rx=ev.RtpDirection(int(rtcp.rxStat.pkt), int(rtcp.rxStat.loss),
                                    rtcp.rxStat.jitterUsec.mean / 1000.0),
                 tx=ev.RtpDirection(int(rtcp.txStat.pkt), int(rtcp.txStat.loss),
                                    rtcp.txStat.jitterUsec.mean / 1000.0))
+        return None
+
+    def snapshot_rtp(self, call: _Call, index: int | None = None) -> None:
+        """Keep the leg's RTP statistics (``call.rtp``) while its stream still exists: from
+        onStreamDestroyed when the far end ends the call, before our own hangup otherwise."""
+        if call.rtp is not None or call.audio is None:
             return
+        call.rtp = self._stream_stats(call, index)
 
     def dtmf(self, call: _Call, digit: str, method: int) -> None:
         kind = "sip-info" if method == self.pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
@@ -1025,6 +1049,7 @@ class _Call(pj.Call):
         self.tap_out: Any = None
         self.focus = False                  # VoiceFocus: legs that hear this one hear it suppressed
         self.denoise: Any = None            # a DenoiseSink in this leg's place as a sink, once made
+        self.rtp_due = 0.0                  # when its live RTP totals are next posted (RtpProgress)
         self.rtp: ev.RtpStats | None = None  # the stream's statistics, kept just before it goes
 
     @property

@@ -48,6 +48,15 @@ class RtpStats:
 
 
 @dataclass(frozen=True, slots=True)
+class RtpProgress:
+    """A live leg's RTP totals so far, sampled every ``rtp_stats_interval_s`` while its stream
+    is up (the final totals come with :class:`CallDisconnected`)."""
+
+    leg_id: str
+    rtp: RtpStats
+
+
+@dataclass(frozen=True, slots=True)
 class CallDisconnected:
     leg_id: str
     status_code: int            # last SIP status seen on the dialog (e.g. 200 after BYE, 487 after CANCEL)
@@ -96,5 +105,5 @@ class CommandFailed:
     message: str
 
 
-SipEvent = (IncomingCall | MediaReady | CallDisconnected | DtmfReceived | OutgoingProgress
+SipEvent = (IncomingCall | MediaReady | RtpProgress | CallDisconnected | DtmfReceived | OutgoingProgress
             | OutgoingAnswered | PlaybackFinished | DigitsSent | CommandFailed)
