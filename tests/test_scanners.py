@@ -164,22 +164,23 @@ def test_svwar_inside_a_digest_trunk_finds_no_number(inside, tmp_path):
     assert "| Extension" not in out and "exists" not in out, out
 
 
+def svcrack(d, user: str, words: list[str], tmp_path, *, timeout: float = 8, maximumtime: int = 2) -> str:
+    """What svcrack printed trying *words* as *user*'s password on +15550100066 at *d*."""
+    wordlist = tmp_path / f"words-{uuid.uuid4().hex[:6]}.txt"
+    wordlist.write_text("\n".join(words) + "\n")
+    return run(["svcrack", "-u", user, "-d", str(wordlist), "-m", "INVITE", "--maximumtime", str(maximumtime),
+                "--requesturi", f"sip:+15550100066@127.0.0.1:{d.port}", f"udp://127.0.0.1:{d.port}"],
+               tmp_path, timeout=timeout)
+
+
 def test_svcrack_inside_finds_the_password_only_when_its_dictionary_has_it(inside, tmp_path):
-    wrong = tmp_path / "wrong.txt"
-    wrong.write_text("\n".join(f"guess{i}" for i in range(40)) + "\npbx1\nchimevoice\n")
-    target = ["--requesturi", f"sip:+15550100066@127.0.0.1:{inside.port}", f"udp://127.0.0.1:{inside.port}"]
-    out = run(["svcrack", "-u", "pbx1", "-d", str(wrong), "-m", "INVITE", "--maximumtime", "2", *target], tmp_path,
-              timeout=8)
+    out = svcrack(inside, "pbx1", [f"guess{i}" for i in range(40)] + ["pbx1", "chimevoice"], tmp_path)
     assert "| Password" not in out and "User not found" not in out, out
     # A user name that does not exist is told apart from a wrong password by nothing either.
-    right = tmp_path / "right.txt"
-    right.write_text("guess1\ns3cret\n")
-    out = run(["svcrack", "-u", "nobody", "-d", str(right), "-m", "INVITE", "--maximumtime", "2", *target], tmp_path,
-              timeout=5)
+    out = svcrack(inside, "nobody", ["guess1", "s3cret"], tmp_path, timeout=5)
     assert "| Password" not in out and "User not found" not in out, out
     # The control: with the password in its dictionary svcrack gets in (digest is as strong as the password).
-    out = run(["svcrack", "-u", "pbx1", "-d", str(right), "-m", "INVITE", "--maximumtime", "2", *target], tmp_path,
-              timeout=8)
+    out = svcrack(inside, "pbx1", ["guess1", "s3cret"], tmp_path)
     assert re.search(r"\|\s*pbx1\s*\|\s*s3cret\s*\|", out), out
 
 
@@ -187,11 +188,7 @@ def test_svcrack_is_locked_out_after_ten_wrong_passwords(locking, tmp_path):
     """The default admission.auth_lockout: 10 wrong digest answers within 60 s from one source
     lock it out for 300 s (503 with Retry-After), so a dictionary that holds the password at
     guess 30 finds nothing; other sources are not affected."""
-    words = tmp_path / "words.txt"
-    words.write_text("\n".join(f"guess{i}" for i in range(29)) + "\ns3cret\n")
-    target = ["--requesturi", f"sip:+15550100066@127.0.0.1:{locking.port}", f"udp://127.0.0.1:{locking.port}"]
-    out = run(["svcrack", "-u", "pbx1", "-d", str(words), "-m", "INVITE", "--maximumtime", "3", *target], tmp_path,
-              timeout=10)
+    out = svcrack(locking, "pbx1", [f"guess{i}" for i in range(29)] + ["s3cret"], tmp_path, timeout=10, maximumtime=3)
     assert "| Password" not in out and "s3cret" not in out, out
     locked = [e for e in locking.logs() if e.get("event") == "auth_lockout"]
     assert len(locked) == 1 and locked[0]["source"] == "127.0.0.1" and locked[0]["failures"] == 10, locked
