@@ -127,15 +127,20 @@ class Daemon:
         endpoint = SipEndpoint(endpoint_settings(cfg), post_sip, on_audio=media.on_audio)
         manager.sip = endpoint
         manager.media = media
-        polly = None
+        polly = lex = None
         if aws is not None:
             manager.object_written = aws.object_written
+            from .api.lex_runtime import LexRuntime, LexRuntimeServer
             from .api.polly import PollyServer
             polly = PollyServer(manager.prompts.speech, aws.keys, cfg.aws_local.polly_listen)
+            # the Lex V2 runtime over the local bots StartBotConversation serves (docs/aws-local.md#lex)
+            lex = LexRuntimeServer(LexRuntime(cfg.bots.local, aws.keys), cfg.aws_local.lex_listen)
             try:
                 await polly.start()
+                await lex.start()
             except OSError as exc:
-                log.error("aws_local_start_failed", error=f"polly: {exc}")
+                log.error("aws_local_start_failed", error=f"{'lex_runtime' if polly.started else 'polly'}: {exc}")
+                await polly.stop()
                 await aws.stop()
                 return 1
         media.start()
@@ -146,6 +151,8 @@ class Daemon:
             for inv in invokers.values():
                 await inv.close()
             media.stop()
+            if lex is not None:
+                await lex.stop()
             if polly is not None:
                 await polly.stop()
             if aws is not None:
@@ -183,6 +190,8 @@ class Daemon:
         await loop.run_in_executor(None, media.stop)      # open recordings are closed and fsynced
         for inv in [*manager.services.invokers.values(), *(i for _, invs in manager.retired for i in invs)]:
             await inv.close()
+        if lex is not None:
+            await lex.stop()
         if polly is not None:
             await polly.stop()
         if aws is not None:

@@ -220,6 +220,10 @@ class PollyServer:
         self._runner = runner
         log.info("polly_listening", address=self._listen[0], port=self._listen[1])
 
+    @property
+    def started(self) -> bool:
+        return self._runner is not None
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
