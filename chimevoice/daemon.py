@@ -12,6 +12,7 @@ import structlog
 from lambda_bridge import HandlerConfig, Invoker, create_invoker
 
 from .api.control import CallControl
+from .api.lex_runtime import LexRuntimeServer
 from .calls import CallManager
 from .calls.control import ManagerCallControl
 from .calls.journal import CdrJournal
@@ -82,6 +83,7 @@ class Daemon:
         self._reloading: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.api = None
+        self.lex: LexRuntimeServer | None = None
 
     async def run(self) -> int:
         from .sip.endpoint import SipEndpoint  # needs the pjsua2 server build
@@ -130,11 +132,11 @@ class Daemon:
         polly = lex = None
         if aws is not None:
             manager.object_written = aws.object_written
-            from .api.lex_runtime import LexRuntime, LexRuntimeServer
+            from .api.lex_runtime import LexRuntime
             from .api.polly import PollyServer
             polly = PollyServer(manager.prompts.speech, aws.keys, cfg.aws_local.polly_listen)
             # the Lex V2 runtime over the local bots StartBotConversation serves (docs/aws-local.md#lex)
-            lex = LexRuntimeServer(LexRuntime(cfg.bots.local, aws.keys), cfg.aws_local.lex_listen)
+            lex = self.lex = LexRuntimeServer(LexRuntime(cfg.bots.local, aws.keys), cfg.aws_local.lex_listen)
             try:
                 await polly.start()
                 await lex.start()
@@ -275,6 +277,8 @@ class Daemon:
             self.cfg = new
             if self.api is not None:
                 self.api.reload(new)
+            if self.lex is not None:                  # the Lex runtime serves the new bots.local
+                self.lex.runtime.local_bots = dict(new.bots.local)
             if prober is not None:
                 await prober.start()
             self.metrics.inc("config_reloads_total", result="applied")

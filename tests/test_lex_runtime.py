@@ -5,14 +5,18 @@ over HTTP/2, aws-sdk v2's LexRuntimeV2 through the runtime's preload over HTTP/1
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import time
 
+import boto3
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from chimevoice.media.analysis import dominant_frequency
 from chimevoice.media.audio import read_pcm
-from tests.support.harness import HANDLERS, ROOT, free_port, module_daemon, number_rules, write_tone
+from tests.support.harness import HANDLERS, ROOT, Daemon, free_port, module_daemon, number_rules, write_tone
 
 pytestmark = pytest.mark.sip
 
@@ -114,3 +118,46 @@ def test_sdk_v3_spoke_http2_and_v2_http11(lexd, tmp_path):
     assert {e["http"] for e in requests if e["operation"] == "RecognizeText"} == {"1.1", "2"}
     assert {e["http"] for e in requests if e["operation"] == "GetSession"} == {"1.1"}
     assert all(e["status"] == 200 for e in requests), [e for e in requests if e["status"] != 200]
+
+
+def _lex(d):
+    return boto3.client("lexv2-runtime", endpoint_url=f"http://127.0.0.1:{d.lex_port}", region_name="us-east-1",
+                        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+
+
+def test_a_reload_brings_new_local_bots_to_the_lex_runtime(lexd):
+    lex = _lex(lexd)
+    bot = {"botId": "RELOADBOT1", "botAliasId": "TSTALIASID", "localeId": "en_US", "sessionId": "reload-1"}
+    with pytest.raises(ClientError) as before:
+        lex.recognize_text(text="order pizza", **bot)
+    assert before.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    cfg = yaml.safe_load(lexd.config_path.read_text())
+    cfg["bots"]["local"]["RELOADBOT1"] = str(ROOT / "config" / "bots" / "pizza.yaml")
+    lexd.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    reloads = sum(e.get("event") == "config_reloaded" for e in lexd.logs())
+    lexd.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while sum(e.get("event") == "config_reloaded" for e in lexd.logs()) == reloads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lex.recognize_text(text="order pizza", **bot)["sessionState"]["intent"]["name"] == "OrderPizza"
+
+
+def test_a_taken_lex_port_stops_the_start_with_a_reason(lexd, tmp_path):
+    cfg = yaml.safe_load(lexd.config_path.read_text())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        d = Daemon(tmp_path, free_port())
+        d.write_config(cfg["sip_media_applications"], rules=cfg["sip_rules"],
+                       numbers=cfg["voice_connectors"][0]["phone_numbers"])
+        mine = yaml.safe_load(d.config_path.read_text())
+        mine["bots"] = cfg["bots"]
+        mine["aws_local"] = {**cfg["aws_local"], **{k: {"listen": f"127.0.0.1:{free_port()}"}
+                                                    for k in ("dynamodb", "s3", "polly")},
+                             "lex_runtime": {"listen": f"127.0.0.1:{port}"}}
+        d.config_path.write_text(yaml.safe_dump(mine, sort_keys=False))
+        with pytest.raises(RuntimeError, match="daemon exited 1"):
+            d.start(timeout=60)
+    failed = [e for e in d.logs() if e.get("event") == "aws_local_start_failed"]
+    assert failed and failed[0]["error"].startswith("lex_runtime:"), failed
