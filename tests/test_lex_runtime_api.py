@@ -7,6 +7,9 @@ import asyncio
 import base64
 import gzip
 import json
+import os
+import shutil
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -200,3 +203,43 @@ def test_start_conversation_is_declared_unsupported(server):
     assert excinfo.value.code == 400
     assert excinfo.value.headers["x-amzn-ErrorType"] == "ValidationException"
     assert "StartConversation" in json.loads(excinfo.value.read())["message"]
+
+
+V3_SCRIPT = r"""
+const { LexRuntimeV2Client, RecognizeTextCommand, StartConversationCommand } =
+  require('@aws-sdk/client-lex-runtime-v2');
+(async () => {
+  const c = new LexRuntimeV2Client({ endpoint: process.argv[1], region: 'eu-west-1',
+    credentials: { accessKeyId: process.argv[2], secretAccessKey: process.argv[3] } });
+  const bot = { botId: 'LOCALPIZZA', botAliasId: 'TSTALIASID', localeId: 'en_US', sessionId: 'conv-v3' };
+  const out = {};
+  const r = await c.send(new RecognizeTextCommand({ ...bot, text: 'I want a large pizza' }));
+  out.recognized = r.sessionState;
+  for (const [name, command] of [
+      ['unknown', new RecognizeTextCommand({ ...bot, botId: 'NOSUCHBOT1', text: 'x' })],
+      ['stream', new StartConversationCommand({ ...bot, conversationMode: 'TEXT',
+        requestEventStream: (async function* () { yield { TextInputEvent: { text: 'order pizza' } }; })() })]]) {
+    try { await c.send(command); out[name] = 'no error'; }
+    catch (e) { out[name] = { name: e.name, status: e.$metadata.httpStatusCode, message: e.message }; }
+  }
+  c.destroy();
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_sdk_v3_over_http2_gets_the_same_answers_and_error_shapes(server, capfd):
+    """@aws-sdk/client-lex-runtime-v2 (NodeHttp2Handler: h2c with prior knowledge, :authority signed)."""
+    node, modules = shutil.which("node"), ROOT / ".runtime" / "node" / "node_modules"
+    if node is None or not (modules / "@aws-sdk" / "client-lex-runtime-v2").is_dir():
+        pytest.fail("node and .runtime/node (scripts/bootstrap) are required")
+    run = subprocess.run([node, "-e", V3_SCRIPT, server.url, KEY, SECRET], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "NODE_PATH": str(modules)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["recognized"]["intent"]["name"] == "OrderPizza"
+    assert out["recognized"]["intent"]["slots"]["Size"]["value"]["interpretedValue"] == "large"
+    assert out["recognized"]["dialogAction"] == {"type": "ElicitSlot", "slotToElicit": "Topping"}
+    assert out["unknown"]["name"] == "ResourceNotFoundException" and out["unknown"]["status"] == 404
+    assert out["stream"]["name"] == "ValidationException" and "StartConversation" in out["stream"]["message"]
+    assert "http=2" in capfd.readouterr().out          # the runtime's log line: it was HTTP/2

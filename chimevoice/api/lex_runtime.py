@@ -248,9 +248,12 @@ class LexRuntime:
         begun = time.perf_counter()
         operation = "-"
         try:
-            self._verify(request)
             path = request.raw_target.split("?", 1)[0]
             match = _SESSIONS.fullmatch(path)
+            if match is None or match.group(5) != "conversation":
+                # (StartConversation signs its event stream, STREAMING-AWS4-HMAC-SHA256-EVENTS: it is
+                # refused below with its reason rather than with a signature mismatch)
+                self._verify(request)
             if match is None:
                 raise LexError("UnknownOperationException", f"No operation {request.method} {path[:200]}.")
             bot_id, alias_id, locale_id, session_id = (unquote(p) for p in match.groups()[:4])
