@@ -136,7 +136,8 @@ class Daemon:
             from .api.polly import PollyServer
             polly = PollyServer(manager.prompts.speech, aws.keys, cfg.aws_local.polly_listen)
             # the Lex V2 runtime over the local bots StartBotConversation serves (docs/aws-local.md#lex)
-            lex = self.lex = LexRuntimeServer(LexRuntime(cfg.bots.local, aws.keys), cfg.aws_local.lex_listen)
+            lex = self.lex = LexRuntimeServer(LexRuntime(cfg.bots.local, aws.keys, synthesizer=manager.prompts.speech),
+                                              cfg.aws_local.lex_listen)
             try:
                 await polly.start()
                 await lex.start()

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 
 import boto3
+import numpy as np
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -23,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from chimevoice.api.lex_runtime import LexRuntime, LexRuntimeServer
 from chimevoice.bots import BotAliasArn, BotParameters, LocalBot, load_definition
+from chimevoice.speech import make_synthesizer
 from tests.support.harness import ROOT, free_port
 
 PIZZA = ROOT / "config" / "bots" / "pizza.yaml"
@@ -32,12 +34,13 @@ CLOSING = "Thank you. Your 2 large pepperoni pizza will be ready in 30 minutes."
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     port = free_port()
-    runtime = LexRuntime({"LOCALPIZZA": PIZZA, "ALIASONLY1/PRODALIAS1": PIZZA}, {KEY: SECRET})
+    runtime = LexRuntime({"LOCALPIZZA": PIZZA, "ALIASONLY1/PRODALIAS1": PIZZA}, {KEY: SECRET},
+                         synthesizer=make_synthesizer("local", tmp_path_factory.mktemp("tts")))
     srv = LexRuntimeServer(runtime, ("127.0.0.1", port))
     asyncio.run_coroutine_threadsafe(srv.start(), loop).result(10)
     srv.url = f"http://127.0.0.1:{port}"
@@ -146,6 +149,24 @@ def test_recognize_utterance_with_text(server):
         lex.recognize_utterance(requestContentType="audio/l16; rate=16000; channels=1", inputStream=b"\0" * 320,
                                 sessionId="conv-utterance", **BOT)
     assert _error(audio)[:2] == ("ValidationException", 400)
+    with pytest.raises(ClientError) as video:
+        lex.recognize_utterance(requestContentType="text/plain; charset=utf-8", inputStream=b"large",
+                                responseContentType="video/mp4", sessionId="conv-utterance", **BOT)
+    assert _error(video)[:2] == ("ValidationException", 400)
+
+
+def test_recognize_utterance_speaks_the_prompt_when_asked_for_audio(server):
+    """Response-Content-Type audio/*: the bot's prompt through chimevoice's text-to-speech."""
+    lex = _lex(server)
+    pcm = lex.recognize_utterance(requestContentType="text/plain; charset=utf-8", inputStream=b"order pizza",
+                                  responseContentType="audio/pcm", sessionId="conv-speech", **BOT)
+    assert pcm["contentType"] == "audio/pcm"
+    samples = np.frombuffer(pcm["audioStream"].read(), "<i2").astype(float)
+    assert len(samples) > 16000 * 2                  # "What size would you like: ..." at 16 kHz, seconds of it
+    assert np.sqrt(np.mean(samples ** 2)) > 300
+    mp3 = lex.recognize_utterance(requestContentType="text/plain; charset=utf-8", inputStream=b"large",
+                                  responseContentType="audio/mpeg", sessionId="conv-speech", **BOT)
+    assert mp3["contentType"] == "audio/mpeg" and mp3["audioStream"].read()[:3] == b"ID3"
 
 
 @pytest.mark.parametrize("bot, code", [

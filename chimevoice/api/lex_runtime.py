@@ -52,6 +52,7 @@ from ..bots import (
     local_bot_path,
 )
 from ..bots.local import SlotFill
+from ..speech import SpeechError, SpeechRequest, Synthesizer
 from .errors import ApiError
 from .sigv4 import SigV4Verifier, parse_authorization
 
@@ -70,6 +71,9 @@ _SESSION_ID = re.compile(r"[0-9a-zA-Z._:-]{2,100}")
 _DIALOG_ACTIONS = ("Close", "ConfirmIntent", "Delegate", "ElicitIntent", "ElicitSlot", "None")
 _CONFIRMATION = ("Confirmed", "Denied", "None")
 _INTENT_STATES = ("Failed", "Fulfilled", "InProgress", "ReadyForFulfillment", "Waiting", "FulfillmentInProgress")
+#: Response-Content-Type -> (content type answered, Polly format, sample rate)
+_AUDIO_FORMATS = {"audio/pcm": ("audio/pcm", "pcm", 16000), "audio/mpeg": ("audio/mpeg", "mp3", 22050),
+                  "audio/*": ("audio/mpeg", "mp3", 22050), "audio/ogg": ("audio/ogg", "ogg_opus", 48000)}
 _SESSIONS = re.compile(r"/bots/([^/]+)/botAliases/([^/]+)/botLocales/([^/]+)/sessions/([^/]+)(?:/([^/]+))?")
 
 
@@ -228,9 +232,11 @@ class LexRuntime:
     botId/botAliasId -> definition file), verifying SigV4 against ``keys``."""
 
     def __init__(self, local_bots: Mapping[str, Path | str], keys: Mapping[str, str], *,
-                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 synthesizer: Synthesizer | None = None, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic,
                  idle_ttl_s: float = IDLE_SESSION_TTL_S, max_sessions: int = MAX_SESSIONS) -> None:
         self.local_bots = dict(local_bots)
+        self.synthesizer = synthesizer
         self._keys = dict(keys)
         self._clock = clock
         self._monotonic = monotonic
@@ -473,9 +479,13 @@ class LexRuntime:
             raise _invalid(f"chimevoice's local Lex runtime takes text input only (Content-Type text/plain; "
                            f"charset=utf-8), not {content_type or 'none'!r}")
         accept = (request.header("response-content-type") or "text/plain; charset=utf-8").strip()
+        audio_format = None
         if not accept.lower().startswith("text/plain"):
-            raise _invalid(f"chimevoice's local Lex runtime answers text only (Response-Content-Type "
-                           f"text/plain; charset=utf-8), not {accept!r}")
+            audio_format = _AUDIO_FORMATS.get(accept.lower().split(";")[0].strip())
+            if audio_format is None or self.synthesizer is None:
+                raise _invalid(f"Response-Content-Type {accept!r} is not supported by chimevoice's local Lex "
+                               f"runtime (text/plain; charset=utf-8"
+                               f"{', audio/pcm, audio/mpeg, audio/ogg' if self.synthesizer else ''})")
         try:
             text = self._text(request.body.decode("utf-8").strip())
         except UnicodeDecodeError:
@@ -494,7 +504,28 @@ class LexRuntime:
                    ("content-type", accept)]
         if attributes is not None:
             headers.append(("x-amz-lex-request-attributes", _packed(attributes)))
-        return HttpResponse(200, tuple(headers), b"")
+        audio = b""
+        if audio_format is not None:
+            content_type, fmt, rate = audio_format
+            headers[-1] = ("content-type", content_type)
+            audio = await self._speak(self._sessions[key], fmt, rate)
+        return HttpResponse(200, tuple(headers), audio)
+
+    async def _speak(self, session: _Session, fmt: str, rate: int) -> bytes:
+        """The prompt of the last turn as speech (chimevoice's text-to-speech, as Speak uses)."""
+        turn, synthesizer = session.turn, self.synthesizer
+        if turn is None or synthesizer is None or not (turn.prompt_ssml or turn.prompt_text):
+            return b""
+        from .polly import render_speech
+        speech = SpeechRequest(text=turn.prompt_ssml or turn.prompt_text or "",
+                               text_type="ssml" if turn.prompt_ssml else "text",
+                               language_code=session.params.locale_id.replace("_", "-"))
+        try:
+            path = await synthesizer.synthesize(speech)
+        except SpeechError as exc:
+            log.warning("lex_runtime_speech_failed", error=exc.message)
+            raise LexError("InternalServerException", f"text-to-speech failed: {exc.message}") from None
+        return render_speech(path, fmt, rate)
 
     async def _PutSession(self, key: tuple[str, str, str, str], request: HttpRequest,
                           request_id: str) -> HttpResponse:
