@@ -5,7 +5,7 @@ handler's ``RecognizeText`` gets the interpretation the phone path gives.
 Operations (the REST-JSON paths of botocore's ``lexv2-runtime`` 2020-08-07 model)::
 
     POST   /bots/{botId}/botAliases/{botAliasId}/botLocales/{localeId}/sessions/{sessionId}/text       RecognizeText
-    POST   .../sessions/{sessionId}/utterance   RecognizeUtterance (text/plain input and output only)
+    POST   .../sessions/{sessionId}/utterance   RecognizeUtterance (text/plain input; text or speech out)
     POST   .../sessions/{sessionId}             PutSession
     GET    .../sessions/{sessionId}             GetSession
     DELETE .../sessions/{sessionId}             DeleteSession
