@@ -79,6 +79,9 @@ def handler_environment(cfg: Config) -> dict[str, str]:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = _url(local.dynamodb_listen)
         env["AWS_ENDPOINT_URL_S3"] = _url(local.s3_listen)
         env["AWS_ENDPOINT_URL_POLLY"] = _url(local.polly_listen)     # chimevoice.api.polly
+        # chimevoice.api.lex_runtime; botocore and @aws-sdk v3 derive the name from the service
+        # id "Lex Runtime V2" (aws-sdk v2 through the Node preload)
+        env["AWS_ENDPOINT_URL_LEX_RUNTIME_V2"] = _url(local.lex_listen)
     if cfg.api.listen is not None:
         # the Chime SDK Voice API (docs/api.md): the legacy chime client uses the same paths;
         # requests must be signed with one of api.access_keys, so handlers get the first

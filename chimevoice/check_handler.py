@@ -64,6 +64,10 @@ def _api_operations() -> tuple[str, ...]:
     return IMPLEMENTED
 
 
+#: what chimevoice/api/lex_runtime.py answers (StartConversation, the event stream, is refused)
+LEX_RUNTIME_OPERATIONS = ("RecognizeText", "RecognizeUtterance", "PutSession", "GetSession", "DeleteSession")
+
+
 def served(service: str, operation: str) -> tuple[bool, str]:
     """Whether a handler's call of *operation* on *service* is answered by chimevoice, and how."""
     if service == "chime-sdk-voice":
@@ -81,8 +85,14 @@ def served(service: str, operation: str) -> tuple[bool, str]:
             return True, ("the embedded endpoint (aws_local, docs/aws-local.md): chimevoice's own speech engine, "
                           "via AWS_ENDPOINT_URL_POLLY, which chimevoice sets when aws_local is on; else AWS")
         return False, "not served by aws_local's Polly (SynthesizeSpeech and DescribeVoices only): reaches AWS"
-    if service in ("lexv2-runtime", "lex-runtime"):
-        return False, "not served: chimevoice runs bots only through the StartBotConversation action"
+    if service == "lexv2-runtime":
+        if operation in LEX_RUNTIME_OPERATIONS:
+            return True, ("the embedded endpoint (aws_local, docs/aws-local.md#lex): the local bots of bots.local, "
+                          "via AWS_ENDPOINT_URL_LEX_RUNTIME_V2, which chimevoice sets when aws_local is on; else AWS")
+        return False, ("not served by aws_local's Lex runtime (" + ", ".join(LEX_RUNTIME_OPERATIONS)
+                       + "): reaches AWS")
+    if service == "lex-runtime":
+        return False, "not served: Lex V1; chimevoice's local bots answer lexv2-runtime and StartBotConversation"
     if service == "s3":
         return True, ("the embedded endpoint (aws_local, docs/aws-local.md): the buckets: folders served as S3, "
                       "the same objects PlayAudio and recordings use, via AWS_ENDPOINT_URL_S3, which chimevoice "

@@ -295,6 +295,8 @@ class AwsLocalConfig:
     secret_access_key: str = field(default="chimevoice-local-secret", repr=False)
     tables: tuple[DynamoTable, ...] = ()
     """(``polly_listen``: SynthesizeSpeech / DescribeVoices by chimevoice's own text-to-speech.)"""
+    lex_listen: tuple[str, int] = ("127.0.0.1", 4570)
+    """The Lex V2 runtime over the local bots of ``bots.local`` (HTTP/1.1 and h2c)."""
 
 
 #: Load shedding for new inbound calls (docs/configuration.md#admission): the admission core's
@@ -704,7 +706,7 @@ def _bucket_name_problem(name: str) -> str | None:
 
 _TOP_KEYS = ("data_dir", "logging", "sip", "voice_connectors", "sip_media_applications", "sip_rules", "pstn", "buckets",
              "bots", "speech", "api", "aws_local", "admission")
-_AWS_LOCAL_KEYS = ("enabled", "dynamodb", "s3", "polly", "access_key_id", "secret_access_key")
+_AWS_LOCAL_KEYS = ("enabled", "dynamodb", "s3", "polly", "lex_runtime", "access_key_id", "secret_access_key")
 _DYNAMODB_KEYS = ("listen", "tables")
 _S3_KEYS = ("listen",)
 _TABLE_KEYS = ("name", "hash_key", "hash_key_type", "range_key", "range_key_type", "items")
@@ -1540,21 +1542,22 @@ class _Checker:
         dynamodb = fields.get("dynamodb", self.aws_dynamodb, (default.dynamodb_listen, ()))
         s3 = fields.get("s3", self.aws_s3, default.s3_listen)
         polly = fields.get("polly", self.aws_polly, default.polly_listen)
+        lex = fields.get("lex_runtime", self.aws_lex_runtime, default.lex_listen)
         key_id = fields.get("access_key_id", _text, default.access_key_id)
         if key_id is not INVALID and not _ACCESS_KEY_ID.fullmatch(key_id):
             self.error(_join(path, "access_key_id"), fields.node("access_key_id"), "use 1 to 128 letters, digits and _")
             key_id = INVALID
         secret = fields.get("secret_access_key", _text, default.secret_access_key)
-        if not _ok(enabled, dynamodb, s3, polly, key_id, secret):
+        if not _ok(enabled, dynamodb, s3, polly, lex, key_id, secret):
             return INVALID
         seen: dict[tuple[str, int], str] = {}
-        for name, address in (("dynamodb", dynamodb[0]), ("s3", s3), ("polly", polly)):
+        for name, address in (("dynamodb", dynamodb[0]), ("s3", s3), ("polly", polly), ("lex_runtime", lex)):
             if address in seen:
                 self.error(_join(_join(path, name), "listen"), fields.node_or_parent(name),
                            f"same address and port as {seen[address]}.listen")
                 return INVALID
             seen[address] = name
-        return AwsLocalConfig(enabled, dynamodb[0], s3, polly, key_id, secret, dynamodb[1])
+        return AwsLocalConfig(enabled, dynamodb[0], s3, polly, key_id, secret, dynamodb[1], lex_listen=lex)
 
     def aws_dynamodb(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _DYNAMODB_KEYS)
@@ -1585,6 +1588,12 @@ class _Checker:
         if fields is None:
             return INVALID
         return fields.get("listen", self.listen_address, AwsLocalConfig().polly_listen)
+
+    def aws_lex_runtime(self, checker: _Checker, path: str, node: Node) -> Any:
+        fields = _mapping(self, path, node, _S3_KEYS)
+        if fields is None:
+            return INVALID
+        return fields.get("listen", self.listen_address, AwsLocalConfig().lex_listen)
 
     def dynamo_table(self, checker: _Checker, path: str, node: Node) -> Any:
         fields = _mapping(self, path, node, _TABLE_KEYS)

@@ -12,6 +12,7 @@ import structlog
 from lambda_bridge import HandlerConfig, Invoker, create_invoker
 
 from .api.control import CallControl
+from .api.lex_runtime import LexRuntimeServer
 from .calls import CallManager
 from .calls.control import ManagerCallControl
 from .calls.journal import CdrJournal
@@ -83,6 +84,7 @@ class Daemon:
         self._reloading: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.api = None
+        self.lex: LexRuntimeServer | None = None
 
     async def run(self) -> int:
         from .sip.endpoint import SipEndpoint  # needs the pjsua2 server build
@@ -128,15 +130,21 @@ class Daemon:
         endpoint = SipEndpoint(endpoint_settings(cfg), post_sip, on_audio=media.on_audio)
         manager.sip = endpoint
         manager.media = media
-        polly = None
+        polly = lex = None
         if aws is not None:
             manager.object_written = aws.object_written
+            from .api.lex_runtime import LexRuntime
             from .api.polly import PollyServer
             polly = PollyServer(manager.prompts.speech, aws.keys, cfg.aws_local.polly_listen)
+            # the Lex V2 runtime over the local bots StartBotConversation serves (docs/aws-local.md#lex)
+            lex = self.lex = LexRuntimeServer(LexRuntime(cfg.bots.local, aws.keys, synthesizer=manager.prompts.speech),
+                                              cfg.aws_local.lex_listen)
             try:
                 await polly.start()
+                await lex.start()
             except OSError as exc:
-                log.error("aws_local_start_failed", error=f"polly: {exc}")
+                log.error("aws_local_start_failed", error=f"{'lex_runtime' if polly.started else 'polly'}: {exc}")
+                await polly.stop()
                 await aws.stop()
                 return 1
         media.start()
@@ -147,6 +155,8 @@ class Daemon:
             for inv in invokers.values():
                 await inv.close()
             media.stop()
+            if lex is not None:
+                await lex.stop()
             if polly is not None:
                 await polly.stop()
             if aws is not None:
@@ -184,6 +194,8 @@ class Daemon:
         await loop.run_in_executor(None, media.stop)      # open recordings are closed and fsynced
         for inv in [*manager.services.invokers.values(), *(i for _, invs in manager.retired for i in invs)]:
             await inv.close()
+        if lex is not None:
+            await lex.stop()
         if polly is not None:
             await polly.stop()
         if aws is not None:
@@ -267,6 +279,8 @@ class Daemon:
             self.cfg = new
             if self.api is not None:
                 self.api.reload(new)
+            if self.lex is not None:                  # the Lex runtime serves the new bots.local
+                self.lex.runtime.local_bots = dict(new.bots.local)
             if prober is not None:
                 await prober.start()
             self.metrics.inc("config_reloads_total", result="applied")

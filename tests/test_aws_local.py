@@ -76,7 +76,8 @@ def aws(tmp_path_factory):
             {"name": TABLE, "hash_key": "TransactionId",
              "items": [{"TransactionId": "config", "prompt_key": PROMPT_KEY, "calls": 0, "tts_text": TTS_TEXT,
                         "languages": ["en-US", "de-DE"], "limits": {"max_seconds": 1.5}}]}]},
-        "s3": {"listen": f"127.0.0.1:{d.s3_port}"}, "polly": {"listen": f"127.0.0.1:{d.polly_port}"}}
+        "s3": {"listen": f"127.0.0.1:{d.s3_port}"}, "polly": {"listen": f"127.0.0.1:{d.polly_port}"},
+        "lex_runtime": {"listen": f"127.0.0.1:{free_port()}"}}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     d.start(timeout=300)                       # the first run installs the requirements.txt
     yield d

@@ -152,6 +152,7 @@ def demo(tmp_path_factory):
         cfg["aws_local"]["dynamodb"]["listen"] = f"127.0.0.1:{free_port()}"
         cfg["aws_local"]["s3"]["listen"] = f"127.0.0.1:{free_port()}"
         cfg["aws_local"]["polly"]["listen"] = f"127.0.0.1:{free_port()}"
+        cfg["aws_local"]["lex_runtime"]["listen"] = f"127.0.0.1:{free_port()}"
     d = Daemon(work, port)
     d.config_path = work / "example.yaml"
     d.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -164,7 +164,9 @@ def test_v2_clients_and_served_table() -> None:
     assert served("chime-sdk-voice", "ListSipMediaApplications")[0]
     assert not served("chime-sdk-voice", "CreateSipMediaApplication")[0]
     assert not served("chime", "UpdateSipMediaApplicationCall")[0]
-    assert not served("lexv2-runtime", "RecognizeText")[0]
+    assert served("lexv2-runtime", "RecognizeText")[0]                  # aws_local's Lex runtime
+    assert not served("lexv2-runtime", "StartConversation")[0]
+    assert not served("lex-runtime", "PostText")[0]
 
 
 def test_legacy_session_and_paginator(tmp_path: Path) -> None:

@@ -96,6 +96,10 @@ def test_duplicate_tables_and_ports():
 """))
     assert errors("aws_local:\n  s3:\n    listen: 127.0.0.1:4567\n") == [
         "c.yaml:2: aws_local.s3.listen: same address and port as dynamodb.listen"]
+    assert errors("aws_local:\n  lex_runtime:\n    listen: 127.0.0.1:4569\n") == [
+        "c.yaml:2: aws_local.lex_runtime.listen: same address and port as polly.listen"]
+    assert errors("aws_local:\n  lex_runtime: {listen: 127.0.0.1:4570, port: 1}\n")
+    assert parse("aws_local: {lex_runtime: {listen: '[::1]:5070'}}\n").aws_local.lex_listen == ("::1", 5070)
 
 
 def test_handlers_get_endpoints_but_their_own_environment_wins(tmp_path):
@@ -103,6 +107,7 @@ def test_handlers_get_endpoints_but_their_own_environment_wins(tmp_path):
     env = handler_config(cfg.sip_media_applications[0], tmp_path, cfg).environment
     assert env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:4567"
     assert env["AWS_ENDPOINT_URL_POLLY"] == "http://127.0.0.1:4569"
+    assert env["AWS_ENDPOINT_URL_LEX_RUNTIME_V2"] == "http://127.0.0.1:4570"   # the name botocore and v3 read
     assert env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:9999"          # the application's
     assert (env["AWS_ACCESS_KEY_ID"], env["CALL_TABLE"]) == ("chimevoice", "t")
     assert "AWS_ENDPOINT_URL_CHIME" not in env                              # the API is off

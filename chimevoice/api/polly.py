@@ -26,7 +26,7 @@ from ..speech.voices import POLLY_VOICES
 from .errors import ApiError
 from .sigv4 import SigV4Verifier, parse_authorization
 
-__all__ = ["make_polly_app", "PollyServer"]
+__all__ = ["make_polly_app", "PollyServer", "render_speech"]
 
 log = structlog.get_logger("chimevoice.polly")
 
@@ -92,6 +92,14 @@ def _encode(samples: np.ndarray, rate: int, fmt: str) -> bytes:
         for packet in stream.encode(None):
             container.mux(packet)
     return out.getvalue()
+
+
+def render_speech(path: Any, fmt: str, rate: int) -> bytes:
+    """A synthesizer's WAV file as the bytes of Polly's ``fmt`` at ``rate`` (also the Lex runtime's
+    audio answers)."""
+    from ..media.audio import read_pcm
+    samples, source_rate = read_pcm(path)
+    return _encode(_resample(samples.astype(np.int16), source_rate, rate), rate, fmt)
 
 
 def make_polly_app(synthesizer: Synthesizer, keys: Mapping[str, str], *,
@@ -168,9 +176,7 @@ def make_polly_app(synthesizer: Synthesizer, keys: Mapping[str, str], *,
             if exc.reason.startswith(("engine_", "polly_")):
                 raise _PollyError("ServiceFailureException", exc.detail or exc.message, 500) from None
             raise _PollyError(code, exc.detail or exc.message) from None
-        from ..media.audio import read_pcm
-        samples, source_rate = read_pcm(path)
-        audio = _encode(_resample(samples.astype(np.int16), source_rate, rate), rate, fmt)
+        audio = render_speech(path, fmt, rate)
         return web.Response(body=audio, content_type=content_type,
                             headers={"x-amzn-RequestCharacters": str(len(params["Text"]))})
 
@@ -219,6 +225,10 @@ class PollyServer:
             raise
         self._runner = runner
         log.info("polly_listening", address=self._listen[0], port=self._listen[1])
+
+    @property
+    def started(self) -> bool:
+        return self._runner is not None
 
     async def stop(self) -> None:
         if self._runner is not None:

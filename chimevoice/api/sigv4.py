@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
+from typing import Any
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -91,6 +92,16 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc)
 
 
+class _Signer(SigV4Auth):
+    """botocore's signer, except that a request signed with ``:authority`` (HTTP/2) has no host added."""
+
+    def headers_to_sign(self, request: AWSRequest) -> Any:
+        headers = super().headers_to_sign(request)
+        if ":authority" in headers and "host" not in request.headers:
+            del headers["host"]
+        return headers
+
+
 @dataclass(frozen=True, slots=True)
 class SigV4Verifier:
     """Verifies signed requests against ``keys`` (access key id -> secret access key).
@@ -104,6 +115,8 @@ class SigV4Verifier:
     region: str
     clock: Callable[[], float]
     service: str = "chime"
+    allow_unsigned_payload: bool = False
+    """Accept ``x-amz-content-sha256: UNSIGNED-PAYLOAD`` (streaming bodies: Lex's RecognizeUtterance)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
@@ -131,7 +144,11 @@ class SigV4Verifier:
         if not _AMZ_DATE.fullmatch(amz_date):
             raise IncompleteSignatureException(
                 "Authorization header requires existence of a valid 'X-Amz-Date' header (YYYYMMDD'T'HHMMSS'Z').")
-        if "x-amz-date" not in auth.signed_headers or "host" not in auth.signed_headers:
+        if ":authority" in auth.signed_headers and ":authority" not in received and "host" in received:
+            # HTTP/2: @aws-sdk v3 signs the :authority pseudo-header instead of host; the server
+            # hands pseudo-headers over as host (hypercorn, chimevoice.api.lex_runtime)
+            received[":authority"] = received["host"]
+        if "x-amz-date" not in auth.signed_headers or not {"host", ":authority"} & set(auth.signed_headers):
             raise InvalidSignatureException("'Host' and 'X-Amz-Date' must be signed headers.")
         if auth.date != amz_date[:8]:
             raise InvalidSignatureException(
@@ -151,11 +168,12 @@ class SigV4Verifier:
             for value in received[name]:
                 request.headers[name] = value
         content_sha = received.get("x-amz-content-sha256")
-        if content_sha and content_sha[0].strip().lower() != hashlib.sha256(body).hexdigest():
+        unsigned = self.allow_unsigned_payload and content_sha and content_sha[0].strip() == "UNSIGNED-PAYLOAD"
+        if content_sha and not unsigned and content_sha[0].strip().lower() != hashlib.sha256(body).hexdigest():
             # botocore's signer trusts this header; the body must match it
             raise InvalidSignatureException(SIGNATURE_MISMATCH)
         request.context["timestamp"] = amz_date
-        signer = SigV4Auth(Credentials(auth.access_key_id, secret), auth.service, auth.region)
+        signer = _Signer(Credentials(auth.access_key_id, secret), auth.service, auth.region)
         canonical = signer.canonical_request(request)
         expected = signer.signature(signer.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected.encode(), auth.signature.encode()):

@@ -58,6 +58,9 @@ class BotTurn:
     intent_result: dict | None
     dialog_action: str | None = None
     slot_to_elicit: str | None = None
+    #: the prompt's messages one by one, ``(content, "PlainText"|"SSML")``, as the Lex runtime
+    #: API returns them (``prompt_text``/``prompt_ssml`` are their joined rendering)
+    messages: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ from .base import (
     FALLBACK_INTENT,
     STATE_FAILED,
     STATE_FULFILLED,
+    STATE_IN_PROGRESS,
     STATE_READY,
     BotTurn,
     clean_dtmf,
@@ -409,6 +410,60 @@ class LocalBot:
         cleaned = clean_dtmf(digits)
         return self._limit(self._handle([nlu.Token(cleaned, cleaned)] if cleaned else [], dtmf=cleaned))
 
+    # -- the Lex runtime API (chimevoice/api/lex_runtime.py) -------------------------
+    @property
+    def finished(self) -> bool:
+        """The conversation has closed (a further input gets the closing turn again)."""
+        return self._final is not None
+
+    def progress_result(self) -> dict:
+        """The IntentResult shape of where the conversation stands: the intent being worked on
+        (``InProgress``; FallbackIntent when none) and the interpretations of the last input."""
+        return self._intent_result(STATE_IN_PROGRESS)
+
+    def set_session(self, *, attributes: dict[str, str] | None = None, intent: str | None = None,
+                    slots: dict[str, SlotFill | None] | None = None, confirmation: str | None = None,
+                    dialog_action: str | None = None, slot_to_elicit: str | None = None,
+                    intent_state: str | None = None) -> BotTurn:
+        """Set the session as Lex's ``PutSession`` / a request's ``sessionState`` does; the turn
+        says where the bot now stands (with the prompt of a ``Delegate``d next step).
+        ``ValueError`` names what the definition does not have."""
+        defn = self.definition
+        if attributes is not None:
+            self.state.attributes = dict(attributes)
+        self._final = None
+        self.turns = self.retries = 0
+        if intent is not None:
+            if intent not in defn.intents:
+                raise ValueError(f"intent {intent!r} is not an intent of bot {defn.name}")
+            known = defn.intents[intent].slots
+            for name in slots or {}:
+                if name not in known:
+                    raise ValueError(f"slot {name!r} is not a slot of intent {intent}")
+            if intent != self.state.intent:
+                self.state.slots = {}
+            self.state.intent = intent
+            self.state.slots = {**{s: self.state.slots.get(s) for s in known}, **(slots or {})}
+            self.state.confirmation = confirmation or CONFIRMATION_NONE
+        action = dialog_action or ("Delegate" if intent is not None else None)
+        if action == "ElicitIntent" or (action in (None, "None") and self.state.intent is None):
+            self._reset_intent()
+            return BotTurn(None, None, False, None, "ElicitIntent")
+        if self.state.intent is None:
+            raise ValueError(f"dialogAction {action} needs an intent")
+        current = self._current_intent()
+        if action == "ElicitSlot":
+            if slot_to_elicit not in current.slots:
+                raise ValueError(f"slotToElicit {slot_to_elicit!r} is not a slot of intent {current.name}")
+            self._eliciting = ("slot", slot_to_elicit)
+            return BotTurn(None, None, False, None, "ElicitSlot", slot_to_elicit)
+        if action == "ConfirmIntent":
+            self._eliciting = ("confirm", None)
+            return BotTurn(None, None, False, None, "ConfirmIntent")
+        if action == "Close":
+            return self._finish(intent_state or STATE_READY, [])
+        return self._next_step()
+
     # -- dialogue ----------------------------------------------------------------
     def _limit(self, turn: BotTurn) -> BotTurn:
         if not turn.finished and self.turns >= self.max_turns:
@@ -537,8 +592,9 @@ class LocalBot:
 
     def _finish(self, state: str, messages: list) -> BotTurn:
         result = self._intent_result(state)
-        text, ssml = render_messages(self._as_messages(messages))
-        self._final = BotTurn(text, ssml, True, result, "Close")
+        parts = self._as_messages(messages)
+        text, ssml = render_messages(parts)
+        self._final = BotTurn(text, ssml, True, result, "Close", messages=_spoken(parts))
         # The intent is closed; attributes stay with the session.
         self._reset_intent()
         return self._final
@@ -680,5 +736,12 @@ class LocalBot:
         return out
 
     def _say(self, messages: list, action: str, slot: str | None = None) -> BotTurn:
-        text, ssml = render_messages(self._as_messages(messages))
-        return BotTurn(text, ssml, False, None, action, slot)
+        parts = self._as_messages(messages)
+        text, ssml = render_messages(parts)
+        return BotTurn(text, ssml, False, None, action, slot, messages=_spoken(parts))
+
+
+def _spoken(parts: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The messages that say something, whitespace-normalised as ``render_messages`` does."""
+    return tuple((str(c).strip() if t == "SSML" else " ".join(str(c).split()), t)
+                 for c, t in parts if c is not None and str(c).strip())
