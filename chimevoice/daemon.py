@@ -24,7 +24,7 @@ from .handler_check import config_dir as config_dir_of
 from .handler_check import handler_config, load_checked_config
 from .media.audio import AudioCache
 from .media.storage import BucketStore
-from .media.worker import MediaEvent, MediaWorker, recover_recordings
+from .media.worker import MediaEvent, MediaWorker, open_recordings, recover_recordings
 from .metrics import Metrics
 from .sdnotify import Notifier
 from .sip.commands import Tap
@@ -100,8 +100,7 @@ class Daemon:
         invokers = self._invokers(cfg, {})
         audio = AudioCache(data / "audio-cache", rate=8000)
         journal = data / "recordings-open"
-        for path in recover_recordings(journal):
-            log.warning("recording_recovered", path=path)
+        cut_recordings = open_recordings(journal)     # repaired beside new calls, once SIP is up
         cdr_writer = CdrWriter(data)
         cdr_journal_dir = data / "cdr-journal"      # open legs' CDRs: kill -9 loses none (calls/journal.py)
         recovered = await loop.run_in_executor(None, recover_cdrs, cdr_journal_dir, cdr_writer, log)
@@ -178,6 +177,8 @@ class Daemon:
                  data_dir=str(data))
         self.notifier.ready(status_line(manager))
         self._spawn(self._keepalive(manager, endpoint))
+        if cut_recordings:
+            self._spawn(self._repair_recordings(cut_recordings))
         await self.stopping.wait()
         self.notifier.stopping(f"stopping, {manager.active_calls} calls active")
         loop.remove_signal_handler(signal.SIGHUP)
@@ -225,6 +226,16 @@ class Daemon:
         while True:
             journal.heartbeat()
             await asyncio.sleep(1.0)
+
+    async def _repair_recordings(self, entries: list[Path]) -> None:
+        """Repair the recordings a crash cut short (each a valid WAV already, up to its last header
+        refresh), off the event loop: a thousand of them cost seconds of fsyncs, which must not
+        delay the first new call."""
+        log.info("recordings_recovering", count=len(entries))
+        paths = await asyncio.get_running_loop().run_in_executor(None, recover_recordings, entries)
+        for path in paths:
+            log.warning("recording_recovered", path=path)
+        log.info("recordings_recovered", count=len(paths))
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -156,6 +156,55 @@ def test_non_utf8_call_id_and_header_reach_cdr_and_handler_escaped(daemon):
     assert not failures(daemon)
 
 
+def test_offer_with_six_media_lines_is_answered_line_for_line(daemon):
+    """Our pjsua2 build keeps 4 media per call (PJSUA_MAX_CALL_MEDIA, scripts/build-pjsua2: the
+    per-call tables are most of the idle footprint). An offer with 6 m-lines still gets an answer
+    with 6 (RFC 3264 §6): the first audio line taken, the rest refused with port 0; the call is up."""
+    lines = [b"m=audio 4000 RTP/AVP 0", b"m=video 4002 RTP/AVP 96", b"m=audio 4004 RTP/AVP 8",
+             b"m=application 4006 UDP/BFCP *", b"m=text 4008 RTP/AVP 98", b"m=audio 4010 RTP/AVP 0"]
+    rtpmap = {1: b"a=rtpmap:96 H264/90000", 4: b"a=rtpmap:98 t140/1000"}   # dynamic types need one
+    sdp = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           + b"".join(ln + b"\r\n" + (rtpmap[i] + b"\r\n" if i in rtpmap else b"") for i, ln in enumerate(lines)))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        me, host = f"127.0.0.1:{s.getsockname()[1]}", f"127.0.0.1:{daemon.port}"
+        cid = f"six-{uuid.uuid4().hex}".encode()
+        invite = _invite(me, host, REAL, cid)
+        head = invite.split(b"\r\n\r\n", 1)[0].replace(b"Content-Length: ", b"X-Len: ")
+        s.sendto(head + b"\r\nContent-Length: " + str(len(sdp)).encode() + b"\r\n\r\n" + sdp,
+                 ("127.0.0.1", daemon.port))
+        code, data = None, b""
+        while code is None or code < 200:
+            data, _ = s.recvfrom(65536)
+            code = F.status_of(data)
+        assert code == 200, data[:300]
+        answer = data.split(b"\r\n\r\n", 1)[1]
+        mlines = [ln for ln in answer.split(b"\r\n") if ln.startswith(b"m=")]
+        assert len(mlines) == 6, answer
+        assert [ln.split()[0] for ln in mlines] == [ln.split()[0] for ln in lines]
+        assert mlines[0].split()[1] != b"0" and all(ln.split()[1] == b"0" for ln in mlines[1:]), mlines
+        to = F.header_of(data, b"to")
+        contact = F.header_of(data, b"contact") or b""
+        target = re.search(rb"<([^>]+)>", contact).group(1) if b"<" in contact else contact
+        common = (b"From: <sip:+15105550101@" + me.encode() + b">;tag=1\r\nTo: " + to + b"\r\nCall-ID: " + cid
+                  + b"\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        for method, cseq in ((b"ACK", b"1"), (b"BYE", b"2")):
+            via = f"Via: SIP/2.0/UDP {me};branch=z9hG4bK-{uuid.uuid4().hex};rport\r\n".encode()
+            s.sendto(method + b" " + target + b" SIP/2.0\r\n" + via + b"CSeq: " + cseq + b" " + method + b"\r\n"
+                     + common, ("127.0.0.1", daemon.port))
+        code = None
+        while code != 200 or b"BYE" not in (F.header_of(data, b"cseq") or b""):
+            data, _ = s.recvfrom(65536)
+            code = F.status_of(data)
+    deadline = time.monotonic() + 10
+    while not any(c["SipCallId"] == cid.decode() for c in daemon.cdrs()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [cdr] = [c for c in daemon.cdrs() if c["SipCallId"] == cid.decode()]
+    assert cdr["AnswerTimeEpochMilliseconds"] and cdr["HangupSource"] != "system", cdr
+    assert not failures(daemon)
+
+
 # -- torture messages -------------------------------------------------------------------------
 
 def test_torture_messages_get_the_right_answer_or_none(daemon):

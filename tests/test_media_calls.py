@@ -244,15 +244,15 @@ def test_recording_survives_kill_9(tmp_path):
         before = w.getnframes()
     assert before >= 1.5 * 8000, before
     on_disk = (parts[0].stat().st_size - 44) // 2
-    d.start()                                       # recovery runs at start
+    d.start()                                       # recovery runs at start, beside new calls
     try:
         final = parts[0].with_name(parts[0].name[:-len(".part")])
+        d.wait_log("recording_recovered", path=str(final))
         assert final.exists() and not parts[0].exists()
         with wave.open(str(final)) as w:
             assert w.getnframes() == on_disk >= before
             x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float)
         assert abs(dominant_frequency(x[8000:16000], 8000) - 1000) < 10
-        d.wait_log("recording_recovered", path=str(final))
     finally:
         assert d.stop() == 0
 

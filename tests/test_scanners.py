@@ -180,7 +180,12 @@ def test_svcrack_inside_finds_the_password_only_when_its_dictionary_has_it(insid
     out = svcrack(inside, "nobody", ["guess1", "s3cret"], tmp_path, timeout=5)
     assert "| Password" not in out and "User not found" not in out, out
     # The control: with the password in its dictionary svcrack gets in (digest is as strong as the password).
-    out = svcrack(inside, "pbx1", ["guess1", "s3cret"], tmp_path)
+    # One more try if the first finds nothing: in one loaded CI run the daemon logged the wrong guess
+    # and then nothing more from svcrack for 8 s, while svcrack reported 470 responses it did not know.
+    for attempt in range(2):
+        out = svcrack(inside, "pbx1", ["guess1", "s3cret"], tmp_path)
+        if re.search(r"\|\s*pbx1\s*\|\s*s3cret\s*\|", out):
+            break
     assert re.search(r"\|\s*pbx1\s*\|\s*s3cret\s*\|", out), out
 
 

@@ -552,12 +552,22 @@ def _set_metadata(path: Path, metadata: dict[str, str]) -> None:
             return
 
 
-def recover_recordings(journal_dir: Path) -> list[str]:
-    """Repair recordings left open by a crash (see MediaWorker journal_dir); returns their paths."""
+def open_recordings(journal_dir: Path) -> list[Path]:
+    """Journal entries of the recordings an earlier run left open (see MediaWorker journal_dir).
+
+    A snapshot taken before this run records anything: entries written later belong to this
+    run's own recordings, which :func:`recover_recordings` must not touch."""
+    return sorted(journal_dir.glob("*.json")) if journal_dir.is_dir() else []
+
+
+def recover_recordings(entries: list[Path]) -> list[str]:
+    """Repair the recordings of *entries* (from :func:`open_recordings`); returns their paths.
+
+    Each entry is removed once its recording is repaired, so a repair cut short by another
+    crash resumes at the next start. Blocking file I/O with an fsync per file: the daemon runs
+    it off the event loop, beside new calls."""
     fixed: list[str] = []
-    if not journal_dir.is_dir():
-        return fixed
-    for entry in sorted(journal_dir.glob("*.json")):
+    for entry in entries:
         try:
             data = json.loads(entry.read_text())
             path = Path(data["path"])

@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Soak: N concurrent recorded IVR calls for M minutes, then kill -9 mid-call and a restart.
+
+The daemon answers every call with bench/handlers/soak_ivr.py (a Chime-style Lambda):
+StartCallRecording of both tracks, then a looping prompt. sipp places the calls (built-in uac
+scenario, ``-rtp_echo``: the prompt comes back as the caller's audio, so both tracks of each
+recording hold sound), N at a time, each held --hold seconds, for --minutes. While it runs,
+the daemon's RSS (main process and handler workers), open file descriptors, threads and
+active calls are sampled every --sample seconds.
+
+At the end sipp stops placing calls (SIGUSR1) and, with the last N calls still up, the daemon
+is killed with SIGKILL. It is started again at once; the time until it answers a new call is
+measured, and 20 more calls are placed. Then it is stopped (SIGTERM) and everything is
+checked:
+
+  * every call sipp created has exactly one CDR (by SIP Call-ID), and every call sipp
+    completed has a CDR that ended normally; the calls cut by the kill have the CDR
+    the journal recovers (HangupSource system);
+  * every call has its recording; no ``.part`` file is left; every recording opens as a
+    WAV whose header matches its size; a completed call's recording lasts as long as the
+    call (within 1.5 s); a sample of recordings holds sound on both tracks;
+  * after warm-up (--warmup seconds) RSS stays within 5 % of its first value and the
+    number of file descriptors does not grow (at most 8 more at the end).
+
+usage: .venv/bin/python bench/soak.py [--calls 1000] [--minutes 10] [--hold 30]
+The full run (1000 calls, 10 minutes) takes about 13 minutes and wants a quiet machine.
+Loopback only; bounded by --minutes. Exit status 0 when every check holds.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import wave
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from concurrent_calls import ROOT, bench_prompt, free_port, proc_tree, start_daemon, stop_daemon  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        return int(open(f"/proc/{pid}/statm").read().split()[1]) * PAGE / 1e6
+    except OSError:
+        return 0.0
+
+
+def count(path: str) -> int:
+    try:
+        return len(os.listdir(path))
+    except OSError:
+        return 0
+
+
+def active_calls(url: str) -> int | None:
+    try:
+        text = urllib.request.urlopen(url, timeout=2).read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("chimevoice_calls_active "):
+            return int(float(line.split()[1]))
+    return None
+
+
+class Sampler(threading.Thread):
+    """Every *every* seconds: (t, daemon RSS MB, handler workers' RSS MB, fds, threads, calls)."""
+
+    def __init__(self, pid: int, url: str, every: float) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.url, self.every = pid, url, every
+        self.rows: list[dict] = []
+        self.stop = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        while True:
+            workers = [p for p in proc_tree(self.pid) if p != self.pid]
+            self.rows.append({"t": round(time.monotonic() - self.t0), "rss_mb": round(rss_mb(self.pid), 1),
+                              "workers_rss_mb": round(sum(rss_mb(p) for p in workers), 1),
+                              "fds": count(f"/proc/{self.pid}/fd"), "threads": count(f"/proc/{self.pid}/task"),
+                              "calls": active_calls(self.url)})
+            if self.stop.wait(self.every):
+                return
+
+
+def config(work: Path, port: int, workers: int) -> dict:
+    prompts, recordings = work / "prompts", work / "recordings"
+    prompts.mkdir(exist_ok=True)
+    recordings.mkdir(exist_ok=True)
+    shutil.copy(work / "prompt.wav", prompts / "prompt.wav")
+    return {
+        "data_dir": str(work / "data"),
+        "logging": {"level": "info", "format": "json"},
+        "sip": {"listeners": [{"transport": "udp", "address": "127.0.0.1", "port": port}],
+                "rtp": {"port_start": 10000, "port_count": 20000}},
+        "voice_connectors": [{"id": "vc-soak", "name": "soak", "host_name": "vc-soak.local",
+                              "allow_list": ["127.0.0.0/8"], "phone_numbers": ["+15550100000"]}],
+        "sip_media_applications": [{"id": "soak-ivr", "name": "soak-ivr", "handler": {
+            "type": "python", "target": "soak_ivr:handler", "python_path": [str(ROOT / "bench" / "handlers")],
+            "workers": workers}}],
+        "sip_rules": [{"id": "soak-rule", "name": "soak", "trigger_type": "ToPhoneNumber",
+                       "trigger_value": "+15550100000",
+                       "target_applications": [{"sip_media_application_id": "soak-ivr", "priority": 1}]}],
+        "buckets": {"prompts": str(prompts), "recordings": str(recordings)},
+        "admission": {"max_calls_per_second": "off", "max_concurrent_calls": "off"},
+    }
+
+
+def sipp_cmd(port: int, *, limit: int, rate: int, period_ms: int, total: int, hold_ms: int) -> list[str]:
+    return ["sipp", f"127.0.0.1:{port}", "-sn", "uac", "-s", "+15550100000", "-i", "127.0.0.1", "-p", "0",
+            "-mp", str(free_port()), "-rtp_echo", "-m", str(total), "-l", str(limit), "-r", str(rate),
+            "-rp", str(period_ms), "-d", str(hold_ms), "-nostdin", "-trace_stat", "-fd", "1",
+            "-max_socket", "4096", "-timeout", "3600s"]
+
+
+def last_stats(workdir: Path) -> dict:
+    files = list(workdir.glob("uac_*_.csv"))
+    if not files:
+        return {}
+    rows = list(csv.DictReader(open(files[0]), delimiter=";"))
+    return rows[-1] if rows else {}
+
+
+def one_call(port: int, workdir: Path, hold_ms: int = 500) -> bool:
+    workdir.mkdir(exist_ok=True)
+    proc = subprocess.run(["sipp", f"127.0.0.1:{port}", "-sn", "uac", "-s", "+15550100000", "-i", "127.0.0.1",
+                           "-p", "0", "-m", "1", "-d", str(hold_ms), "-nostdin", "-timeout", "10s",
+                           "-recv_timeout", "3000"], cwd=workdir, capture_output=True, text=True)
+    return proc.returncode == 0
+
+
+def calls(port: int, workdir: Path, n: int) -> tuple[int, int]:
+    """n calls at 10/s held 2 s: (successful, failed)."""
+    workdir.mkdir(exist_ok=True)
+    subprocess.run(["sipp", f"127.0.0.1:{port}", "-sn", "uac", "-s", "+15550100000", "-i", "127.0.0.1",
+                    "-p", "0", "-m", str(n), "-r", "10", "-d", "2000", "-nostdin", "-timeout", "60s",
+                    "-trace_stat", "-fd", "1"], cwd=workdir, capture_output=True, text=True)
+    row = last_stats(workdir)
+    return int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", n))
+
+
+def wait_log(path: Path, event: str, timeout: float) -> dict | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in path.read_text(errors="replace").splitlines():
+            if f'"event": "{event}"' in line or f'"event":"{event}"' in line:
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    return {}
+        time.sleep(0.2)
+    return None
+
+
+def wav_check(path: Path) -> tuple[float, bool, str]:
+    """(seconds, header matches size, error)."""
+    try:
+        with wave.open(str(path)) as w:
+            frames, width, ch, rate = w.getnframes(), w.getsampwidth(), w.getnchannels(), w.getframerate()
+    except (wave.Error, EOFError, OSError) as exc:
+        return 0.0, False, str(exc)
+    data = path.stat().st_size - 44
+    return frames / rate, data == frames * width * ch, ""
+
+
+def has_sound(path: Path) -> tuple[float, float]:
+    """RMS of each track (dBFS) over the recording."""
+    with wave.open(str(path)) as w:
+        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float)
+        ch = w.getnchannels()
+    x = x.reshape(-1, ch) if ch > 1 else np.stack([x, x], axis=1)
+    rms = np.sqrt(np.mean(x ** 2, axis=0)) + 1e-9
+    return tuple(round(float(20 * np.log10(r / 32768)), 1) for r in rms[:2])  # type: ignore[return-value]
+
+
+def check(work: Path, created: int, successful: int, sipp_pid: str, report: dict) -> list[str]:
+    """The nothing-lost checks; returns the failures."""
+    failures: list[str] = []
+    pat = re.compile(rf"^(\d+)-{sipp_pid}@")
+    cdrs: dict[int, list[dict]] = {}
+    for f in (work / "data" / "Amazon-Chime-SMADRs").rglob("*.json"):
+        rec = json.loads(f.read_text())
+        m = pat.match(rec.get("SipCallId", ""))
+        if m:
+            cdrs.setdefault(int(m.group(1)), []).append(rec)
+    missing = [n for n in range(1, created + 1) if n not in cdrs]
+    doubled = [n for n, v in cdrs.items() if len(v) > 1]
+    recovered = [v[0] for v in cdrs.values() if v[0].get("HangupSource") == "system"]
+    normal = [v[0] for v in cdrs.values() if v[0].get("HangupSource") != "system"]
+    report.update(cdrs=len(cdrs), cdrs_missing=len(missing), cdrs_doubled=len(doubled),
+                  cdrs_ended_normally=len(normal), cdrs_recovered=len(recovered))
+    if missing:
+        failures.append(f"{len(missing)} calls without a CDR (first: {missing[:5]})")
+    if doubled:
+        failures.append(f"{len(doubled)} calls with more than one CDR")
+    if len(normal) < successful:
+        failures.append(f"{successful} calls completed but only {len(normal)} CDRs ended normally")
+
+    recs = {p.name.split("_")[1]: p for p in (work / "recordings").rglob("*.wav")}
+    parts = list((work / "recordings").rglob("*.part"))
+    report.update(recordings=len(recs), recordings_part_left=len(parts))
+    if parts:
+        failures.append(f"{len(parts)} .part recordings left after restart")
+    bad, short, without = [], [], []
+    for v in cdrs.values():
+        rec = v[0]
+        path = recs.get(rec["TransactionId"])
+        if path is None:
+            without.append(rec["TransactionId"])
+            continue
+        seconds, consistent, err = wav_check(path)
+        if err or not consistent:
+            bad.append((path.name, err or "header does not match size"))
+        elif rec.get("HangupSource") != "system" and rec.get("AnswerTimeEpochMilliseconds"):
+            talk = (rec["EndTimeEpochMilliseconds"] - rec["AnswerTimeEpochMilliseconds"]) / 1000
+            if seconds < talk - 1.5:
+                short.append((path.name, seconds, talk))
+        elif seconds <= 0:
+            short.append((path.name, seconds, None))
+    report.update(recordings_missing=len(without), recordings_invalid=len(bad), recordings_short=len(short))
+    if without:
+        failures.append(f"{len(without)} calls without a recording")
+    if bad:
+        failures.append(f"{len(bad)} invalid recordings (first: {bad[:3]})")
+    if short:
+        failures.append(f"{len(short)} recordings shorter than their call (first: {short[:3]})")
+    ours = sorted(recs[v[0]["TransactionId"]] for v in cdrs.values() if v[0]["TransactionId"] in recs)
+    sample = ours[:: max(1, len(ours) // 20)][:20]       # soak calls only: they echo the prompt
+    quiet = [(p.name, db) for p in sample for db in [has_sound(p)] if min(db) < -50]
+    report["recordings_sampled_for_sound"] = len(sample)
+    if quiet:
+        failures.append(f"{len(quiet)} of {len(sample)} sampled recordings have a silent track: {quiet[:3]}")
+    return failures
+
+
+def steady(rows: list[dict], warmup: float, report: dict) -> list[str]:
+    after = [r for r in rows if r["t"] >= warmup]
+    if len(after) < 2:
+        return [f"no samples after the {warmup} s warm-up"]
+    base = after[0]
+    drift = max(abs(r["rss_mb"] - base["rss_mb"]) for r in after) / base["rss_mb"] * 100
+    wbase = max(1.0, base["workers_rss_mb"])
+    wdrift = max(abs(r["workers_rss_mb"] - base["workers_rss_mb"]) for r in after) / wbase * 100
+    report.update(rss_after_warmup_mb=base["rss_mb"], rss_max_mb=max(r["rss_mb"] for r in after),
+                  rss_end_mb=after[-1]["rss_mb"], rss_drift_pct=round(drift, 2),
+                  workers_rss_drift_pct=round(wdrift, 2), fds_after_warmup=base["fds"],
+                  fds_end=after[-1]["fds"], fds_max=max(r["fds"] for r in after))
+    out = []
+    if drift > 5:
+        out.append(f"daemon RSS moved {drift:.1f} % after warm-up (limit 5 %)")
+    if wdrift > 5:
+        out.append(f"handler workers' RSS moved {wdrift:.1f} % after warm-up (limit 5 %)")
+    if after[-1]["fds"] > base["fds"] + 8:
+        out.append(f"file descriptors grew from {base['fds']} to {after[-1]['fds']}")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=1000, help="concurrent calls (default 1000)")
+    ap.add_argument("--minutes", type=float, default=10.0, help="length of the soak before the kill (default 10)")
+    ap.add_argument("--hold", type=float, default=30.0, help="seconds each call lasts (default 30)")
+    ap.add_argument("--warmup", type=float, default=120.0, help="seconds before RSS must hold (default 120)")
+    ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples (default 10)")
+    ap.add_argument("--workers", type=int, default=2, help="handler worker processes (default 2)")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument("--keep", metavar="DIR", help="keep the work directory (recordings, CDRs, logs) in DIR")
+    args = ap.parse_args()
+    if shutil.which("sipp") is None:
+        print("sipp is missing (Debian package sip-tester): run scripts/bootstrap", file=sys.stderr)
+        return 2
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="chimevoice-soak-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return soak(args, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def soak(args, work: Path) -> int:
+    bench_prompt(work / "prompt.wav")
+    port, http_port = free_port(), free_port()
+    cfg = config(work, port, args.workers)
+    hold_ms = int(args.hold * 1000)
+    total = int(args.calls * (args.minutes * 60 / args.hold + 2))    # more than fit: sipp is stopped
+    print(f"soak: {args.calls} concurrent calls held {args.hold} s for {args.minutes} min, recorded; "
+          f"then kill -9 and restart ({os.cpu_count()} cores)", flush=True)
+    daemon, url = start_daemon(cfg, work, http_port)
+    report: dict = {"args": vars(args)}
+    sipp_dir = work / "sipp"
+    sipp_dir.mkdir()
+    if not one_call(port, work / "warm"):
+        stop_daemon(daemon)
+        print("the warm-up call failed:\n" + (work / "daemon.log").read_text()[-3000:], file=sys.stderr)
+        return 1
+    sampler = Sampler(daemon.pid, url, args.sample)
+    sampler.start()
+    sipp = subprocess.Popen(sipp_cmd(port, limit=args.calls, rate=args.calls, period_ms=hold_ms, total=total,
+                                     hold_ms=hold_ms), cwd=sipp_dir, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    print(f"{'t s':>6} {'calls':>6} {'RSS MB':>8} {'workers MB':>11} {'fds':>6} {'threads':>8}", flush=True)
+    shown = 0
+    deadline = time.monotonic() + args.minutes * 60
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        for r in sampler.rows[shown:]:
+            print(f"{r['t']:>6} {r['calls']!s:>6} {r['rss_mb']:>8} {r['workers_rss_mb']:>11} {r['fds']:>6} "
+                  f"{r['threads']:>8}", flush=True)
+        shown = len(sampler.rows)
+        if daemon.poll() is not None or sipp.poll() is not None:
+            break
+    sampler.stop.set()
+    sampler.join()
+    report["samples"] = sampler.rows
+    failures = steady(sampler.rows, args.warmup, report)
+    if daemon.poll() is not None:
+        print("chimevoice exited during the soak:\n" + (work / "daemon.log").read_text()[-3000:], file=sys.stderr)
+        sipp.kill()
+        return 1
+
+    # Stop new calls, let the stats settle, then kill -9 with the last calls up.
+    sipp.send_signal(signal.SIGUSR1)
+    time.sleep(2.5)
+    before = last_stats(sipp_dir)
+    up = active_calls(url)
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait()
+    time.sleep(1.5)
+    at_kill = last_stats(sipp_dir)
+    sipp.kill()
+    sipp.wait()
+    created, successful = int(at_kill["TotalCallCreated"]), int(at_kill["SuccessfulCall(C)"])
+    failed_before = int(before.get("FailedCall(C)", 0))
+    report.update(calls_created=created, calls_completed=successful, calls_failed_before_kill=failed_before,
+                  calls_up_at_kill=up)
+    print(f"kill -9 with {up} calls up: sipp created {created} calls, {successful} completed, "
+          f"{failed_before} failed before the kill", flush=True)
+    if failed_before:
+        failures.append(f"{failed_before} calls failed before the kill")
+    (work / "daemon.log").rename(work / "daemon-killed.log")
+    sipp_pid = next(sipp_dir.glob("uac_*_.csv")).name.split("_")[1]
+
+    # Restart: how soon is a new call answered, with the recovery to do?
+    t0 = time.monotonic()
+    daemon, url = start_daemon(cfg, work, http_port)
+    ready_s = time.monotonic() - t0
+    tries = 0
+    while not one_call(port, work / "first", hold_ms=200):
+        tries += 1
+        if tries > 20 or daemon.poll() is not None:
+            failures.append("the restarted daemon did not answer a call")
+            break
+    first_call_s = time.monotonic() - t0
+    ok, bad = calls(port, work / "after", 20)
+    rec = wait_log(work / "daemon.log", "cdrs_recovered", 1) or {}
+    done = wait_log(work / "daemon.log", "recordings_recovered", 300) or {}
+    stop_daemon(daemon)
+    report.update(restart_metrics_s=round(ready_s, 2), restart_first_call_s=round(first_call_s, 2),
+                  restart_cdrs_recovered=rec.get("count", 0), restart_recordings_repaired=done.get("count", 0),
+                  calls_after_restart_ok=ok, calls_after_restart_failed=bad)
+    print(f"restart: /metrics after {ready_s:.2f} s, first new call answered after {first_call_s:.2f} s; "
+          f"{rec.get('count', 0)} CDRs recovered, {done.get('count', 0)} recordings repaired; "
+          f"then {ok}/20 calls ok", flush=True)
+    if ok != 20:
+        failures.append(f"{bad} of 20 calls after the restart failed")
+    failures += check(work, created, successful, sipp_pid, report)
+    keys = ("cdrs", "cdrs_missing", "cdrs_doubled", "cdrs_ended_normally", "cdrs_recovered", "recordings",
+            "recordings_missing", "recordings_invalid", "recordings_short", "recordings_part_left",
+            "rss_after_warmup_mb", "rss_max_mb", "rss_end_mb", "rss_drift_pct", "workers_rss_drift_pct",
+            "fds_after_warmup", "fds_end", "fds_max")
+    print("  ".join(f"{k} {report.get(k)}" for k in keys), flush=True)
+    report["failures"] = failures
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    for f in failures:
+        print(f"FAIL: {f}", flush=True)
+    print("soak: all checks hold" if not failures else f"soak: {len(failures)} checks failed", flush=True)
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
