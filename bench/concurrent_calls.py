@@ -9,7 +9,7 @@ the same pjsua2 build, and both are compared.
 
 Printed figures, for chimevoice and for raw_uas:
   calls held (peak concurrent), failed calls, CPU seconds and average cores over
-  the run (daemon + its handler worker processes), RSS (total and per call),
+  the run (daemon + its handler worker processes), RSS (peak, as the idle RSS plus a cost per call),
   INVITE->200 OK latency p50/p99 (from sipp's response-time trace).
 
 usage: .venv/bin/python bench/concurrent_calls.py [--calls 1000] [--rate 100] [--hold 20] [--handler ivr|listen]
@@ -172,7 +172,7 @@ def measured_run(pid: int, metrics_url: str | None, args, port: int, work: Path,
                  extra: list[str] | None = None) -> dict:
     """The sipp run against *pid*, with its CPU, RSS and steady-state CPU measured from /proc."""
     sampler = Sampler(pid, metrics_url, steady_window(args))
-    cpu0, _ = cpu_and_rss(pid)
+    cpu0, rss0 = cpu_and_rss(pid)
     threads0 = thread_cpu(pid)
     t0 = time.monotonic()
     sampler.start()
@@ -185,6 +185,7 @@ def measured_run(pid: int, metrics_url: str | None, args, port: int, work: Path,
     res.update(cpu_s=round(cpu1 - cpu0, 1), wall_s=round(wall, 1), gauge_peak_calls=sampler.peak_calls,
                steady_cores=sampler.steady_cores and round(sampler.steady_cores, 3),
                steady_threads=sampler.steady_threads, peak_rss_mb=round(sampler.peak_rss),
+               idle_rss_mb=round(rss0),
                run_threads={k: round(v - threads0.get(k, 0.0), 2) for k, v in threads1.items()
                             if v - threads0.get(k, 0.0) > 0.05})
     return res
@@ -311,12 +312,14 @@ def run_raw_uas(args, work: Path, extra: list[str] | None = None) -> dict:
 
 def report(name: str, r: dict, calls: int) -> None:
     cores = r["cpu_s"] / r["wall_s"] if r["wall_s"] else 0
-    per_call = r["peak_rss_mb"] / max(1, r["peak_calls"])
+    # RSS as the idle daemon (after the warm-up call, handler workers included) plus a cost per call
+    per_call = (r["peak_rss_mb"] - r["idle_rss_mb"]) / max(1, r["peak_calls"])
     if "worker_cpu_s" in r:
         print(f"{'':>11}  (handler worker processes: {r['worker_cpu_s']} s CPU in total since start)")
     print(f"{name:>11}: held {r['peak_calls']:5d}  ok {r['successful']:5d}/{calls}  failed {r['failed']:3d}  "
           f"cpu {r['cpu_s']:6.1f} s ({cores:4.2f} cores avg over {r['wall_s']} s)  "
-          f"steady {r.get('steady_cores')} cores  rss {r['peak_rss_mb']:5d} MB ({per_call:4.2f} MB/call)  "
+          f"steady {r.get('steady_cores')} cores  rss {r['peak_rss_mb']:5d} MB (idle {r['idle_rss_mb']} MB + "
+          f"{per_call:4.2f} MB/call)  "
           f"INVITE->200 p50 {r['setup_ms_p50']} ms p99 {r['setup_ms_p99']} ms", flush=True)
     threads = sorted(r.get("steady_threads", {}).items(), key=lambda kv: -kv[1])
     if threads:
