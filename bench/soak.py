@@ -66,15 +66,26 @@ def count(path: str) -> int:
         return 0
 
 
-def active_calls(url: str) -> int | None:
+def gauges(url: str) -> dict[str, float]:
+    """The daemon's unlabelled /metrics values ({} when it does not answer)."""
     try:
         text = urllib.request.urlopen(url, timeout=2).read().decode()
     except OSError:
-        return None
+        return {}
+    out = {}
     for line in text.splitlines():
-        if line.startswith("chimevoice_calls_active "):
-            return int(float(line.split()[1]))
-    return None
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith("#") and "{" not in parts[0]:
+            try:
+                out[parts[0].removeprefix("chimevoice_")] = float(parts[1])
+            except ValueError:
+                pass
+    return out
+
+
+def active_calls(url: str) -> int | None:
+    value = gauges(url).get("calls_active")
+    return None if value is None else int(value)
 
 
 class Sampler(threading.Thread):
@@ -90,10 +101,13 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while True:
             workers = [p for p in proc_tree(self.pid) if p != self.pid]
+            g = gauges(self.url)
             self.rows.append({"t": round(time.monotonic() - self.t0), "rss_mb": round(rss_mb(self.pid), 1),
                               "workers_rss_mb": round(sum(rss_mb(p) for p in workers), 1),
                               "fds": count(f"/proc/{self.pid}/fd"), "threads": count(f"/proc/{self.pid}/task"),
-                              "calls": active_calls(self.url)})
+                              "calls": int(g["calls_active"]) if "calls_active" in g else None,
+                              "media_queue": int(g.get("media_queue_commands", -1)),
+                              "media_busy_s": g.get("media_worker_busy_seconds")})
             if self.stop.wait(self.every):
                 return
 
@@ -314,14 +328,18 @@ def soak(args, work: Path) -> int:
     sipp = subprocess.Popen(sipp_cmd(port, limit=args.calls, rate=args.calls, period_ms=hold_ms, total=total,
                                      hold_ms=hold_ms), cwd=sipp_dir, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    print(f"{'t s':>6} {'calls':>6} {'RSS MB':>8} {'workers MB':>11} {'fds':>6} {'threads':>8}", flush=True)
+    print(f"{'t s':>6} {'calls':>6} {'RSS MB':>8} {'workers MB':>11} {'fds':>6} {'threads':>8} "
+          f"{'media queue':>12} {'media busy':>11}", flush=True)
     shown = 0
     deadline = time.monotonic() + args.minutes * 60
     while time.monotonic() < deadline:
         time.sleep(1)
         for r in sampler.rows[shown:]:
+            prev = sampler.rows[sampler.rows.index(r) - 1] if sampler.rows.index(r) else r
+            busy = ((r["media_busy_s"] or 0) - (prev["media_busy_s"] or 0)) / max(1e-9, r["t"] - prev["t"]) \
+                if r is not prev else 0.0
             print(f"{r['t']:>6} {r['calls']!s:>6} {r['rss_mb']:>8} {r['workers_rss_mb']:>11} {r['fds']:>6} "
-                  f"{r['threads']:>8}", flush=True)
+                  f"{r['threads']:>8} {r['media_queue']:>12} {busy:>10.0%}", flush=True)
         shown = len(sampler.rows)
         if daemon.poll() is not None or sipp.poll() is not None:
             break

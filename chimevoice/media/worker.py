@@ -273,6 +273,7 @@ class MediaWorker:
         legs = list(self._legs.values())
         return {"media_worker_busy_seconds": round(self.busy_s, 3),
                 "media_frames_processed": self.frames_processed,
+                "media_queue_commands": self._q.qsize(),
                 "media_legs_tapped": len(self._taps),
                 "media_inband_detectors": sum(1 for leg in legs if leg.inband is not None),
                 "media_voice_focus_legs": sum(1 for leg in legs if leg.focus is not None and leg.focus.enabled),
