@@ -27,6 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,9 @@ class MediaWorker:
         self._legs: dict[str, _Leg] = {}
         self._taps: dict[str, tuple[bool, bool]] = {}
         self._thread: threading.Thread | None = None
+        # Finished recordings are closed here (header, fsync, rename, fsync of the directory),
+        # not on the media thread: a wave of hangups would stall every leg's audio behind fsyncs.
+        self._closer: ThreadPoolExecutor | None = None
         self.frames_processed = 0
         self.busy_s = 0.0
 
@@ -256,6 +260,8 @@ class MediaWorker:
     def start(self) -> None:
         if self._journal is not None:
             self._journal.mkdir(parents=True, exist_ok=True)
+        self._closer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cv-rec-close",
+                                          initializer=set_os_thread_name, initargs=("cv-rec-close",))
         self._thread = threading.Thread(target=self._run, name="media", daemon=True)
         self._thread.start()
 
@@ -267,6 +273,9 @@ class MediaWorker:
         self._q.put(None)
         self._thread.join(timeout)
         self._thread = None
+        if self._closer is not None:
+            self._closer.shutdown(wait=True)          # every finished recording is on disk
+            self._closer = None
 
     def stats(self) -> dict[str, float]:
         """Gauges for /metrics (read from another thread: a snapshot, not exact)."""
@@ -496,12 +505,28 @@ class MediaWorker:
             if len(rest):
                 rec.writer.append(rest)
                 rec.written += len(rest)
+        if self._closer is not None:
+            self._closer.submit(self._close, leg.leg_id, rec, reason)
+        else:
+            self._close(leg.leg_id, rec, reason)
+        self._update_taps(leg)
+
+    def _close(self, leg_id: str, rec: _Recording, reason: str) -> None:
+        """Make a finished recording final and tell the loop (on a closer thread)."""
+        try:
+            self._close_file(leg_id, rec, reason)
+        except Exception:  # noqa: BLE001 - a closer thread must report, never die silently
+            log.exception("recording_close_failed", leg_id=leg_id, path=str(rec.path))
+            self._post(RecordingStopped(leg_id, rec.record_id, reason, str(rec.path), rec.written / RATE,
+                                        "internal error"))
+
+    def _close_file(self, leg_id: str, rec: _Recording, reason: str) -> None:
         error = None
         try:
             rec.writer.close()
         except OSError as exc:
             error = str(exc)
-            log.error("recording_close_failed", leg_id=leg.leg_id, path=str(rec.path), error=error)
+            log.error("recording_close_failed", leg_id=leg_id, path=str(rec.path), error=error)
         if rec.journal is not None:
             try:
                 rec.journal.unlink()
@@ -509,10 +534,9 @@ class MediaWorker:
                 pass
         duration = rec.written / RATE
         _set_metadata(rec.path, {"recording-duration": f"{duration:.3f}"})
-        log.info("recording_finished", leg_id=leg.leg_id, record_id=rec.record_id, reason=reason,
+        log.info("recording_finished", leg_id=leg_id, record_id=rec.record_id, reason=reason,
                  path=str(rec.path), duration_s=round(duration, 3))
-        self._post(RecordingStopped(leg.leg_id, rec.record_id, reason, str(rec.path), duration, error))
-        self._update_taps(leg)
+        self._post(RecordingStopped(leg_id, rec.record_id, reason, str(rec.path), duration, error))
 
     def _leg_ended(self, leg_id: str) -> None:
         leg = self._legs.get(leg_id)

@@ -57,13 +57,14 @@ _POLL_MS = 10
 # a new player on its next 20 ms tick, and a late deadline only adds silence.
 _END_MARGIN_S = 0.03
 # Audio frames: 20 ms at the bridge clock. A tap buffers at most this much capture
-# (older audio is dropped if nobody reads) and this much queued playout.
+# (older audio is dropped if nobody reads: 5 s rides out a starved pjsua2 thread) and this much
+# queued playout.
 _FRAME_MS = 20
-_TAP_CAPTURE_MS = 2000
+_TAP_CAPTURE_MS = 5000
 _TAP_PLAYOUT_MS = 2000
-# Tapped audio is handed over every 40 ms (two frames): fewer, larger chunks for the
+# Tapped audio is handed over every 100 ms (five frames): fewer, larger chunks for the
 # media worker, at a latency DTMF detection and recordings do not notice.
-_TAP_READ_S = 0.04
+_TAP_READ_S = 0.1
 # SendDigits: a comma waits this long (03b §1.3 S2).
 COMMA_PAUSE_MS = 500
 # VoiceFocus toward other legs: the suppressor's maximum attenuation (as media/voicefocus.py).
