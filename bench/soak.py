@@ -13,10 +13,12 @@ is killed with SIGKILL. It is started again at once; the time until it answers a
 measured, and 20 more calls are placed. Then it is stopped (SIGTERM) and everything is
 checked:
 
-  * every call sipp created has exactly one CDR (by SIP Call-ID), and every call sipp
-    completed has a CDR that ended normally; the calls cut by the kill have the CDR
-    the journal recovers (HangupSource system);
-  * every call has its recording; no ``.part`` file is left; every recording opens as a
+  * every call sipp created has exactly one CDR (by SIP Call-ID), but for the INVITEs still
+    in flight at the kill (the numbers after the last one the daemon took in); every call sipp
+    completed has a CDR that ended normally; the calls cut by the kill have the CDR the
+    journal recovers (HangupSource system);
+  * every call has its recording (but calls killed before StartCallRecording ran); no
+    ``.part`` file is left; every recording opens as a
     WAV whose header matches its size; a completed call's recording lasts as long as the
     call (within 1.5 s); a sample of recordings holds sound on both tracks;
   * after warm-up (--warmup seconds) RSS stays within 5 % of its first value and the
@@ -216,12 +218,17 @@ def check(work: Path, created: int, successful: int, sipp_pid: str, report: dict
         m = pat.match(rec.get("SipCallId", ""))
         if m:
             cdrs.setdefault(int(m.group(1)), []).append(rec)
-    missing = [n for n in range(1, created + 1) if n not in cdrs]
+    # INVITEs sipp sent in the last instant that the daemon had not taken in when it was killed
+    # (never answered, nothing to record): the numbers after the last one with a CDR.
+    last = max(cdrs, default=0)
+    in_flight = created - last
+    missing = [n for n in range(1, last + 1) if n not in cdrs]
     doubled = [n for n, v in cdrs.items() if len(v) > 1]
     recovered = [v[0] for v in cdrs.values() if v[0].get("HangupSource") == "system"]
     normal = [v[0] for v in cdrs.values() if v[0].get("HangupSource") != "system"]
     report.update(cdrs=len(cdrs), cdrs_missing=len(missing), cdrs_doubled=len(doubled),
-                  cdrs_ended_normally=len(normal), cdrs_recovered=len(recovered))
+                  cdrs_ended_normally=len(normal), cdrs_recovered=len(recovered),
+                  invites_in_flight_at_kill=in_flight)
     if missing:
         failures.append(f"{len(missing)} calls without a CDR (first: {missing[:5]})")
     if doubled:
@@ -238,11 +245,15 @@ def check(work: Path, created: int, successful: int, sipp_pid: str, report: dict
     if parts:
         failures.append(f"{len(parts)} .part recordings left after restart")
     bad, short, without = [], [], []
+    cut_before_recording = 0
     for v in cdrs.values():
         rec = v[0]
         path = recs.get(rec["TransactionId"])
         if path is None:
-            without.append(rec["TransactionId"])
+            if rec.get("HangupSource") == "system":
+                cut_before_recording += 1         # killed before its StartCallRecording ran
+            else:
+                without.append(rec["TransactionId"])
             continue
         seconds, consistent, err = wav_check(path)
         if err or not consistent:
@@ -256,7 +267,9 @@ def check(work: Path, created: int, successful: int, sipp_pid: str, report: dict
                 short.append((path.name, seconds, round(talk, 2)))
         elif seconds <= 0:
             short.append((path.name, seconds, None))
-    report.update(recordings_missing=len(without), recordings_invalid=len(bad), recordings_short=len(short))
+    report.update(recordings_missing=len(without), recordings_invalid=len(bad), recordings_short=len(short),
+                  cut_before_recording_started=cut_before_recording,
+                  recordings_short_max_s=max((round(t - sec, 2) for _, sec, t in short if t), default=0))
     if without:
         failures.append(f"{len(without)} calls without a recording")
     if bad:
@@ -418,8 +431,9 @@ def soak(args, work: Path) -> int:
         failures.append(f"{bad} of 20 calls after the restart failed")
     failures += check(work, created, successful, sipp_pid, report, echo=args.echo)
     keys = ("cdrs", "cdrs_missing", "cdrs_doubled", "cdrs_ended_normally", "cdrs_recovered",
-            "completed_with_recovered_cdr", "recordings",
-            "recordings_missing", "recordings_invalid", "recordings_short", "recordings_part_left",
+            "completed_with_recovered_cdr", "invites_in_flight_at_kill", "recordings",
+            "recordings_missing", "cut_before_recording_started", "recordings_invalid", "recordings_short",
+            "recordings_short_max_s", "recordings_part_left",
             "rss_after_warmup_mb", "rss_max_mb", "rss_end_mb", "rss_drift_pct", "workers_rss_drift_pct",
             "fds_after_warmup", "fds_end", "fds_max", "fds_per_call_first", "fds_per_call_last")
     print("  ".join(f"{k} {report.get(k)}" for k in keys), flush=True)
