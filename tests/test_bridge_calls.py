@@ -357,6 +357,19 @@ def test_voice_focus_on_a_bridged_leg_adds_at_most_one_frame_of_delay(setup, tmp
     assert 0 <= added <= 21, (lag_off, lag_on)
 
 
+def _wait_udp_bound(port: int, timeout: float = 5.0) -> None:
+    """Until something has bound UDP *port* on 127.0.0.1 (our own bind then fails)."""
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.05)
+
+
 def test_origination_credentials_answer_the_carriers_digest_challenge(setup, tmp_path):
     """The carrier (sipp, tests/sipp/uas_digest.xml) answers the first INVITE 401 and checks
     the credentials of the retried one (user chime, password s3cret) before it answers."""
@@ -366,6 +379,7 @@ def test_origination_credentials_answer_the_carriers_digest_challenge(setup, tmp
          "-p", str(d.auth_port), "-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", "30s",
          "-timeout_error"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
+        _wait_udp_bound(d.auth_port)        # else, on a loaded machine, the INVITE can beat sipp's bind
         res = d.call(user=NUMBERS[11], hangup_after=1.5, max_seconds=15)
         _, err = carrier.communicate(timeout=30)
     finally:
