@@ -373,10 +373,10 @@ def soak(args, work: Path) -> int:
     deadline = time.monotonic() + args.minutes * 60
     while time.monotonic() < deadline:
         time.sleep(1)
-        for r in sampler.rows[shown:]:
-            prev = sampler.rows[sampler.rows.index(r) - 1] if sampler.rows.index(r) else r
+        for i in range(shown, len(sampler.rows)):
+            r, prev = sampler.rows[i], sampler.rows[max(0, i - 1)]
             busy = ((r["media_busy_s"] or 0) - (prev["media_busy_s"] or 0)) / max(1e-9, r["t"] - prev["t"]) \
-                if r is not prev else 0.0
+                if i else 0.0
             print(f"{r['t']:>6} {r['calls']!s:>6} {r['rss_mb']:>8} {r['workers_rss_mb']:>11} {r['fds']:>6} "
                   f"{r['threads']:>8} {r['media_queue']:>12} {busy:>10.0%}", flush=True)
         shown = len(sampler.rows)
