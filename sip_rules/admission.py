@@ -122,11 +122,19 @@ class Admission:
         self.__init__(limits, now, max_sources=self.max_sources)  # type: ignore[misc]
         self.auth = auth
 
-    def admit(self, source: str, active_calls: int, now: float) -> Admitted | Refused:
+    def admit(self, source: str, active_calls: int, now: float, *, gated: bool = False) -> Admitted | Refused:
+        """One new INVITE from *source* with *active_calls* up. *gated*: the SIP endpoint's gate
+        (a mirror of these checks in C, ahead of pjsua: chimevoice/sip/commands.py
+        ConfigureGate) has already passed it and taken its tokens, so only the lockout (which
+        the gate learns a moment after it starts) and the concurrency cap are checked here."""
         lim = self.limits
         locked = self.locked_for(source, now)
         if locked:
             return Refused("auth_lockout", _retry_after(locked))
+        if gated:
+            if lim.max_concurrent_calls is not None and active_calls >= lim.max_concurrent_calls:
+                return Refused("concurrency", 1)
+            return ADMITTED
         bucket: TokenBucket | None = None
         if lim.per_source_rate is not None:
             bucket = self._source(source, now)

@@ -145,3 +145,19 @@ def test_the_lockout_table_is_bounded():
     for i in range(1000):
         a.auth_failed(f"10.1.{i // 250}.{i % 250}", 0.0)
     assert len(a.auth) <= 100
+
+
+def test_a_gated_invite_is_checked_only_for_lockout_and_concurrency():
+    """The SIP endpoint's gate (C, ahead of pjsua) ran the source and rate checks and took the
+    tokens: admission must not take them a second time, but still applies the lockout it has
+    just started (the gate hears of it a moment later) and the concurrency cap."""
+    a = Admission(Limits(max_calls_per_second=1, burst=1, max_concurrent_calls=2, per_source_rate=1,
+                         per_source_burst=1), now=0.0)
+    assert [a.admit("s", 0, 0.0, gated=True) for _ in range(5)] == [ADMITTED] * 5
+    assert a.overall is not None and a.overall.tokens == 1.0 and "s" not in a.sources
+    assert a.admit("s", 2, 0.0, gated=True) == Refused("concurrency", 1)
+    for _ in range(10):
+        a.auth_failed("s", 0.0)
+    assert a.admit("s", 0, 0.0, gated=True) == Refused("auth_lockout", 300)
+    assert a.admit("s", 0, 0.0) == Refused("auth_lockout", 300)
+    assert a.admit("t", 0, 0.0) is ADMITTED and a.admit("t", 0, 0.0) == Refused("source_rate", 1)

@@ -225,7 +225,7 @@ def test_a_flood_from_one_source_is_refused_with_503_and_retry_after(daemon):
     assert codes.count(503) == 5, codes
     assert all(int(h["retry-after"]) >= 1 for status, h in answers if status == 503)
     assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.4"])] == [403]    # other sources are served
-    daemon.wait_log("call_refused", cause="source_rate")
+    daemon.wait_log("call_refused", cause="source_rate", stage="sip_gate")    # before pjsua made a call
     assert metric(metrics(daemon), "admission_refusals_total", cause="source_rate") >= 5
 
 
@@ -234,8 +234,9 @@ def test_above_the_daemon_wide_rate_new_invites_get_503(daemon):
     answers = flood(daemon.port, NO_RULE, [f"127.0.1.{i}" for i in range(1, 13)])   # 12 sources, 1 each
     codes = [status for status, _ in answers]
     assert codes.count(403) == 5 and codes.count(503) == 7, codes     # burst 5, then the rate's 503s
-    daemon.wait_log("call_refused", cause="rate")
+    daemon.wait_log("call_refused", cause="rate", stage="sip_gate")
     assert metric(metrics(daemon), "admission_refusals_total", cause="rate") >= 7
+    assert all(int(h["retry-after"]) >= 1 and h.get("user-agent") for status, h in answers if status == 503)
 
 
 def test_at_the_concurrency_cap_new_calls_are_refused_and_the_live_one_keeps_its_audio(daemon, tmp_path):

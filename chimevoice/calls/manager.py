@@ -49,6 +49,7 @@ log = structlog.get_logger("chimevoice.calls")
 #: At most one ``call_refused`` log line per cause in this many seconds (a flood must not
 #: become a flood of log lines); the line counts the refusals it stands for.
 REFUSAL_LOG_INTERVAL_S = 1.0
+DRAINING_RETRY_AFTER_S = 5          # the Retry-After of a 503 while draining
 
 
 def _directory(cfg: Config, dialer: Dialer) -> Directory:
@@ -77,7 +78,7 @@ class CallManager:
         self.services = Services(cfg=cfg, sip=sip, media=media, invokers=invokers, prompts=self.prompts,
                                  buckets=buckets, cdrs=self.cdrs, metrics=metrics, registry=self.calls,
                                  dialer=self.dialer, loop=self.loop, ended=self._call_ended)
-        self.accepting = True
+        self._accepting = True
         self.directory = _directory(cfg, self.dialer)
         self.limits = TxLimits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
         self.admission = Admission(cfg.admission, time.monotonic())
@@ -106,6 +107,28 @@ class CallManager:
     @sip.setter
     def sip(self, value: SipControl) -> None:
         self.services.sip = value
+        self._configure_gate()
+
+    @property
+    def accepting(self) -> bool:
+        """New calls are admitted (False while draining: 503, cause ``draining``)."""
+        return self._accepting
+
+    @accepting.setter
+    def accepting(self, value: bool) -> None:
+        if value != self._accepting:
+            self._accepting = value
+            self._configure_gate()
+
+    def _configure_gate(self) -> None:
+        """Tell the endpoint's admission gate the limits and the drain state: it refuses what
+        it can before pjsua makes a call (sip/commands.py ConfigureGate)."""
+        lim = self.cfg.admission
+        self.services.sip.send(sc.ConfigureGate(
+            accepting=self._accepting, draining_retry_after_s=DRAINING_RETRY_AFTER_S,
+            max_calls_per_second=lim.max_calls_per_second, burst=lim.burst,
+            per_source_rate=lim.per_source_rate, per_source_burst=lim.per_source_burst,
+            bypass_header=HAIRPIN_HEADER))
 
     @property
     def media(self) -> Any:
@@ -124,6 +147,9 @@ class CallManager:
         try:
             if isinstance(event, ev.IncomingCall):
                 self._incoming(event)
+                return
+            if isinstance(event, ev.GateRefusals):
+                self._gate_refused(event)
                 return
             driver = self.calls.by_leg(event.leg_id)
             if driver is not None and not driver.finished:
@@ -149,11 +175,12 @@ class CallManager:
         self.metrics.inc("sip_invites_total")
         sip = self.services.sip
         if not self.accepting:
-            self._refuse(call, "draining", 5)
+            self._refuse(call, "draining", DRAINING_RETRY_AFTER_S)
             return
         hairpin = self._hairpin(call)
         if hairpin is None:                # a leg of a call already admitted is not a new call
-            decision = self.admission.admit(call.source_ip, len(self.calls), time.monotonic())
+            decision = self.admission.admit(call.source_ip, len(self.calls), time.monotonic(),
+                                            gated=call.gated)
             if isinstance(decision, Refused):
                 self._refuse(call, decision.cause, decision.retry_after_s)
                 return
@@ -200,6 +227,7 @@ class CallManager:
         self.metrics.inc("auth_failures_total")
         if self.admission.auth_failed(call.source_ip, time.monotonic()):
             lim = self.cfg.admission
+            self.services.sip.send(sc.LockSource(call.source_ip, lim.auth_lockout_s))
             self.metrics.inc("auth_lockouts_total")
             log.warning("auth_lockout", source=call.source_ip, failures=lim.auth_failures,
                         window_s=lim.auth_window_s, lockout_s=lim.auth_lockout_s, sip_call_id=call.sip_call_id,
@@ -208,15 +236,29 @@ class CallManager:
     def _refuse(self, call: ev.IncomingCall, cause: str, retry_after_s: int) -> None:
         """503 with Retry-After; counted by cause; logged at most once a second per cause."""
         self.services.sip.send(sc.Reject(call.leg_id, 503, (("Retry-After", str(retry_after_s)),)))
-        self.metrics.inc("calls_rejected_total", code="503")
-        self.metrics.inc("admission_refusals_total", cause=cause)
+        self._count_refusals(cause, 1, f"{call.source_ip}:{call.source_port}", call.sip_call_id, retry_after_s,
+                             "admission")
+
+    def _gate_refused(self, report: ev.GateRefusals) -> None:
+        """INVITEs the endpoint's gate refused before a call was made: counted and logged as
+        if refused here (they never reach :meth:`_incoming`)."""
+        for cause, n in report.counts:
+            self.metrics.inc("sip_invites_total", n)
+            self._count_refusals(cause, n, report.source, report.sip_call_id, report.retry_after_s, "sip_gate")
+
+    def _count_refusals(self, cause: str, n: int, source: str, sip_call_id: str, retry_after_s: int,
+                        stage: str) -> None:
+        """*stage*: where the 503 was made, ``sip_gate`` (the endpoint's gate, before pjsua made a
+        call) or ``admission`` (here, for the checks the gate does not make)."""
+        self.metrics.inc("calls_rejected_total", n, code="503")
+        self.metrics.inc("admission_refusals_total", n, cause=cause)
         now = time.monotonic()
         last, count = self._refusals.get(cause, (float("-inf"), 0))
-        count += 1
+        count += n
         if now - last >= REFUSAL_LOG_INTERVAL_S:
             log.warning("call_refused", cause=cause, sip_status=503, retry_after_s=retry_after_s,
-                        refused=count, source=f"{call.source_ip}:{call.source_port}",
-                        sip_call_id=call.sip_call_id, active_calls=len(self.calls))
+                        refused=count, source=source, sip_call_id=sip_call_id, active_calls=len(self.calls),
+                        stage=stage)
             self._refusals[cause] = (now, 0)
         else:
             self._refusals[cause] = (last, count)
@@ -280,6 +322,7 @@ class CallManager:
         self.limits = TxLimits(unanswered_timeout_s=cfg.sip.unanswered_timeout_s)
         if cfg.admission != old.cfg.admission:
             self.admission.reconfigure(cfg.admission, time.monotonic())
+            self._configure_gate()
         self.generation += 1
         kept = {id(inv) for inv in invokers.values()}
         unused = [inv for inv in old.invokers.values() if id(inv) not in kept]

@@ -211,9 +211,51 @@ class SetVoiceFocus:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigureGate:
+    """The endpoint's admission gate (our build's ``gateConfigure``): a pjsip module that
+    answers a new INVITE with a stateless 503 + Retry-After before pjsua makes a call of it,
+    when new calls are not accepted, its source is locked out, or a token bucket is empty
+    (the checks of sip_rules/admission.py, in its order). Refused INVITEs are reported in
+    :class:`~chimevoice.sip.events.GateRefusals`; the ones it passes carry ``gated``."""
+
+    accepting: bool
+    """False while draining: every new INVITE is refused (cause ``draining``)."""
+
+    draining_retry_after_s: int
+    """The Retry-After of a refusal while draining, whole seconds."""
+
+    max_calls_per_second: float | None
+    """The daemon-wide bucket's rate (cause ``rate``); None: off."""
+
+    burst: int
+    """The daemon-wide bucket's size."""
+
+    per_source_rate: float | None
+    """One source address's bucket rate (cause ``source_rate``); None: off."""
+
+    per_source_burst: int
+    """One source's bucket size."""
+
+    bypass_header: str
+    """INVITEs carrying this header pass uncounted, for the manager to check (the signed
+    hairpin header of a bridge to ourselves: only the manager can verify it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockSource:
+    """The gate refuses new INVITEs from *source* (cause ``auth_lockout``) for a while."""
+
+    source: str
+    """The source address, without port (as in ``IncomingCall.source_ip``)."""
+
+    seconds: float
+    """How long; 0 lifts a lockout."""
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """End the pjsua2 thread's loop (the endpoint then hangs up every call)."""
 
 
 SipCommand = (Ring | Answer | Reject | Disconnect | Play | StopPlay | Tap | SendDigits | StopDigits | EarlyMedia
-              | Dial | LinkAudio | UnlinkAudio | SetVoiceFocus | Shutdown)
+              | Dial | LinkAudio | UnlinkAudio | SetVoiceFocus | ConfigureGate | LockSource | Shutdown)

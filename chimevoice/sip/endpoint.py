@@ -65,6 +65,7 @@ _TAP_PLAYOUT_MS = 2000
 # Tapped audio is handed over every 100 ms (five frames): fewer, larger chunks for the
 # media worker, at a latency DTMF detection and recordings do not notice.
 _TAP_READ_S = 0.1
+_GATE_CAUSES = ("draining", "auth_lockout", "source_rate", "rate")   # frametap.i GateReport's order
 # SendDigits: a comma waits this long (03b §1.3 S2).
 COMMA_PAUSE_MS = 500
 # VoiceFocus toward other legs: the suppressor's maximum attenuation (as media/voicefocus.py).
@@ -186,6 +187,9 @@ class _Core:
         self.tls_transport: int | None = None      # the first tls listener: outbound TLS goes through it
         self.running = True
         self._garbage: list = []
+        self.gate: sc.ConfigureGate | None = None   # the admission gate's settings, once configured
+        self._gate_total = 0                        # its refusals reported so far
+        self._gate_counts = (0, 0, 0, 0)            # per cause (draining, auth_lockout, source_rate, rate)
 
     # lifecycle
     def create(self) -> None:
@@ -304,6 +308,8 @@ class _Core:
             if time.monotonic() >= self._next_rtp_round:
                 self._next_rtp_round = time.monotonic() + _RTP_ROUND_S
                 self._sample_rtp()
+            if self.gate is not None:
+                self._report_gate()
             self.flush()
 
     def destroy(self) -> None:
@@ -799,12 +805,43 @@ class _Core:
         call.denoise = sink
 
     #: The one dispatch point of the pjsua2 boundary: command type -> handler.
+    # the admission gate (frametap.i: a pjsip module ahead of pjsua's)
+    def _cmd_configure_gate(self, cmd: sc.ConfigureGate) -> None:
+        status = self.pj.gateConfigure(
+            cmd.accepting, cmd.draining_retry_after_s, float(cmd.max_calls_per_second or 0.0), float(cmd.burst),
+            float(cmd.per_source_rate or 0.0), float(cmd.per_source_burst), cmd.bypass_header)
+        if status != 0:
+            raise RuntimeError(f"gateConfigure failed: status {status}")
+        self.gate = cmd
+
+    def _cmd_lock_source(self, cmd: sc.LockSource) -> None:
+        self.pj.gateLockSource(cmd.source, float(cmd.seconds))
+
+    def _report_gate(self) -> None:
+        total = self.pj.gateRefusedTotal()
+        if total == self._gate_total:
+            return
+        r = self.pj.gateReport()
+        counts = (r.draining, r.authLockout, r.sourceRate, r.rate)
+        delta = tuple((cause, now - before) for cause, now, before
+                      in zip(_GATE_CAUSES, counts, self._gate_counts) if now > before)
+        self._gate_total, self._gate_counts = total, counts
+        self.post(ev.GateRefusals("", delta, _text(r.lastSource), _text(r.lastCallId), int(r.lastRetryAfter)))
+
+    def _gated(self, headers: dict[str, list[str]]) -> bool:
+        """Did the gate check this INVITE (it did unless off or bypassed by the header)?"""
+        gate = self.gate
+        if gate is None or (gate.max_calls_per_second is None and gate.per_source_rate is None):
+            return False
+        return not (gate.bypass_header and gate.bypass_header.lower() in headers)
+
     _dispatch: dict[type, Callable[[_Core, Any], None]] = {
         sc.Ring: _cmd_ring, sc.Answer: _cmd_answer, sc.Reject: _cmd_reject,
         sc.Disconnect: _cmd_disconnect, sc.Play: _cmd_play, sc.StopPlay: _cmd_stop_play,
         sc.Tap: _cmd_tap, sc.SendDigits: _cmd_send_digits, sc.StopDigits: _cmd_stop_digits,
         sc.EarlyMedia: _cmd_early_media, sc.Dial: _cmd_dial, sc.LinkAudio: _cmd_link,
-        sc.UnlinkAudio: _cmd_unlink, sc.SetVoiceFocus: _cmd_voice_focus, sc.Shutdown: _cmd_stop,
+        sc.UnlinkAudio: _cmd_unlink, sc.SetVoiceFocus: _cmd_voice_focus, sc.ConfigureGate: _cmd_configure_gate,
+        sc.LockSource: _cmd_lock_source, sc.Shutdown: _cmd_stop,
     }
 
     # callbacks from _Account/_Call
@@ -844,6 +881,7 @@ class _Core:
             from_uri=first("from"), to_uri=first("to"), sip_call_id=first("call-id"),
             headers=headers, sip_headers=chime_sip_headers(text), srtp_offered=offers_srtp(body),
             short_body=body_shorter_than_declared(raw, headers.get("content-length", [""])[0]),
+            gated=self._gated(headers),
         ))
 
     def media_state(self, call: _Call) -> None:

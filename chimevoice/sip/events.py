@@ -21,6 +21,9 @@ class IncomingCall:
     srtp_offered: bool = False  # the SDP offer is RTP/SAVP with a=crypto (SDES-SRTP)
     # Content-Length promised more body than the datagram held (RFC 4475 §3.1.2.2): 400
     short_body: bool = False
+    # the endpoint's admission gate passed it: its source, per-source and daemon-wide checks
+    # are done (commands.ConfigureGate); False when the gate is off or the INVITE bypassed it
+    gated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,5 +108,27 @@ class CommandFailed:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class GateRefusals:
+    """INVITEs the endpoint's admission gate refused (503 + Retry-After, no call made) since
+    the last report; posted at most once per poll round."""
+
+    leg_id: str
+    """Always "": no leg was made (every SIP event has the field)."""
+
+    counts: tuple[tuple[str, int], ...]
+    """(cause, refused) for each cause with refusals: ``draining``, ``auth_lockout``,
+    ``source_rate``, ``rate`` (sip_rules/admission.py)."""
+
+    source: str
+    """The last refused INVITE's source address (for the log line)."""
+
+    sip_call_id: str
+    """Its Call-ID (escaped like every wire string)."""
+
+    retry_after_s: int
+    """Its Retry-After."""
+
+
 SipEvent = (IncomingCall | MediaReady | RtpProgress | CallDisconnected | DtmfReceived | OutgoingProgress
-            | OutgoingAnswered | PlaybackFinished | DigitsSent | CommandFailed)
+            | OutgoingAnswered | PlaybackFinished | DigitsSent | CommandFailed | GateRefusals)

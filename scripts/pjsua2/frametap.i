@@ -21,6 +21,11 @@
 #include <mutex>
 #include <string>
 #include <cstring>
+#include <chrono>
+#include <cmath>
+#include <algorithm>
+#include <iterator>
+#include <unordered_map>
 #include <pjsua-lib/pjsua_internal.h>
 #include <speex/speex_preprocess.h>
 
@@ -492,6 +497,260 @@ int unpinClosedDialogTransport(int call_id, int listener_tid)
     return 1;
 }
 
+/*
+ * The admission gate: new INVITEs refused before pjsua makes a call of them.
+ *
+ * pjsua creates a call for every INVITE it is handed (a call slot, an INVITE session, a
+ * media transport with its RTP sockets) before the application can answer it; refusing one
+ * from Python then costs that set-up plus two thread crossings, about 1 ms of the pjsua2
+ * thread, so a flood above the sustainable rate still slows every admitted caller. This
+ * pjsip module sits just above pjsua's (priority PJSIP_MOD_PRIORITY_APPLICATION - 1) and
+ * answers an out-of-dialog INVITE statelessly with 503 + Retry-After when the daemon is
+ * draining, its source is locked out (wrong digest credentials, told by the manager), the
+ * source's own token bucket is empty, or the daemon-wide bucket is: the checks and their
+ * order are those of sip_rules/admission.py, which stays the specification (and the check
+ * for INVITEs that bypass the gate: those carrying the bypass header, the signed hairpin of
+ * a bridge to ourselves, which only the manager can verify).
+ *
+ * Everything runs on the thread that polls pjsip (the pjsua2 thread: threadCnt 0); the
+ * mutex only makes that assumption harmless. The module and its state are process-wide,
+ * as pjsip modules are; gateConfigure() registers it once.
+ */
+struct GateBucket {
+    double tokens;
+    double stamp;
+};
+
+struct GateState {
+    std::mutex mu;
+    bool registered = false;
+    bool accepting = true;
+    int draining_retry_after = 5;
+    double rate = 0.0, burst = 0.0;                 /* rate 0: the daemon-wide check is off */
+    GateBucket overall = {0.0, 0.0};
+    double src_rate = 0.0, src_burst = 0.0;         /* src_rate 0: per-source check off */
+    std::unordered_map<std::string, GateBucket> sources;
+    std::unordered_map<std::string, double> locked;  /* source -> locked until */
+    std::string bypass;                             /* header name that passes uncounted */
+    unsigned long long refused[4] = {0, 0, 0, 0};   /* draining, auth_lockout, source_rate, rate */
+    unsigned long long passed = 0;
+    std::string last_source, last_call_id;
+    int last_retry_after = 0;
+};
+static GateState g_gate;
+static const size_t GATE_MAX_SOURCES = 10000;
+
+static double gate_now()
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/* Take a token: 0 when taken, else the seconds until one is there. */
+static double gate_take(GateBucket &b, double rate, double burst, double now)
+{
+    if (now > b.stamp) {
+        b.tokens = std::min(burst, b.tokens + (now - b.stamp) * rate);
+        b.stamp = now;
+    }
+    if (b.tokens >= 1.0) {
+        b.tokens -= 1.0;
+        return 0.0;
+    }
+    return (1.0 - b.tokens) / rate;
+}
+
+static int gate_retry(double wait)
+{
+    int s = (int)std::ceil(wait);
+    return s < 1 ? 1 : s;
+}
+
+static pj_bool_t gate_refuse(pjsip_rx_data *rd, int cause, int retry_after)
+{
+    GateState &g = g_gate;
+    g.refused[cause]++;
+    g.last_source.assign(rd->pkt_info.src_name);
+    if (rd->msg_info.cid)
+        g.last_call_id.assign(rd->msg_info.cid->id.ptr, (size_t)rd->msg_info.cid->id.slen);
+    else
+        g.last_call_id.clear();
+    g.last_retry_after = retry_after;
+    char value[16];
+    pj_ansi_snprintf(value, sizeof(value), "%d", retry_after);
+    pj_str_t hname = pj_str((char *)"Retry-After");
+    pj_str_t hvalue = pj_str(value);
+    pjsip_generic_string_hdr retry;
+    pjsip_generic_string_hdr_init2(&retry, &hname, &hvalue);
+    pjsip_hdr list;
+    pj_list_init(&list);
+    pj_list_push_back(&list, &retry);
+    pjsip_generic_string_hdr ua;
+    if (pjsua_var.ua_cfg.user_agent.slen) {
+        pj_str_t uname = pj_str((char *)"User-Agent");
+        pjsip_generic_string_hdr_init2(&ua, &uname, &pjsua_var.ua_cfg.user_agent);
+        pj_list_push_back(&list, &ua);
+    }
+    pjsip_endpt_respond_stateless(pjsua_get_pjsip_endpt(), rd, PJSIP_SC_SERVICE_UNAVAILABLE, NULL, &list, NULL);
+    return PJ_TRUE;
+}
+
+static pj_bool_t gate_on_rx_request(pjsip_rx_data *rd)
+{
+    pjsip_msg *msg = rd->msg_info.msg;
+    if (!msg || msg->line.req.method.id != PJSIP_INVITE_METHOD)
+        return PJ_FALSE;
+    if ((rd->msg_info.to && rd->msg_info.to->tag.slen) || pjsip_rdata_get_dlg(rd) || pjsip_rdata_get_tsx(rd))
+        return PJ_FALSE;                             /* in a dialog (a re-INVITE): not a new call */
+    GateState &g = g_gate;
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (!g.accepting)
+        return gate_refuse(rd, 0, g.draining_retry_after);
+    if (!g.bypass.empty()) {
+        pj_str_t name = pj_str((char *)g.bypass.c_str());
+        if (pjsip_msg_find_hdr_by_name(msg, &name, NULL))
+            return PJ_FALSE;
+    }
+    double now = gate_now();
+    std::string src(rd->pkt_info.src_name);
+    auto lk = g.locked.find(src);
+    if (lk != g.locked.end()) {
+        if (lk->second > now)
+            return gate_refuse(rd, 1, gate_retry(lk->second - now));
+        g.locked.erase(lk);
+    }
+    GateBucket *sb = NULL;
+    if (g.src_rate > 0) {
+        auto it = g.sources.find(src);
+        if (it == g.sources.end()) {
+            if (g.sources.size() >= GATE_MAX_SOURCES) {
+                /* forget the quiet sources (full buckets); if none is quiet, start over */
+                for (auto i = g.sources.begin(); i != g.sources.end();) {
+                    if (i->second.tokens + (now - i->second.stamp) * g.src_rate >= g.src_burst)
+                        i = g.sources.erase(i);
+                    else
+                        ++i;
+                }
+                if (g.sources.size() >= GATE_MAX_SOURCES)
+                    g.sources.clear();
+            }
+            it = g.sources.emplace(src, GateBucket{g.src_burst, now}).first;
+        }
+        sb = &it->second;
+        double wait = gate_take(*sb, g.src_rate, g.src_burst, now);
+        if (wait > 0)
+            return gate_refuse(rd, 2, gate_retry(wait));
+    }
+    if (g.rate > 0) {
+        double wait = gate_take(g.overall, g.rate, g.burst, now);
+        if (wait > 0) {
+            if (sb)
+                sb->tokens = std::min(g.src_burst, sb->tokens + 1.0);   /* a refused call costs its source nothing */
+            return gate_refuse(rd, 3, gate_retry(wait));
+        }
+    }
+    g.passed++;
+    return PJ_FALSE;
+}
+
+static pjsip_module g_gate_module = {
+    NULL, NULL,
+    { (char *)"mod-chimevoice-gate", 19 },
+    -1,
+    PJSIP_MOD_PRIORITY_APPLICATION - 1,
+    NULL, NULL, NULL, NULL,
+    &gate_on_rx_request,
+    NULL, NULL, NULL, NULL,
+};
+
+/* Set the gate's limits (0 switches a rate check off; buckets start full) and whether new
+   calls are accepted (else: 503, Retry-After draining_retry_after). bypass: a header name
+   whose INVITEs pass uncounted ("" none). Registers the module on first use. Call on the
+   pjsua2 thread after libInit. Returns a pj_status_t. */
+int gateConfigure(bool accepting, int draining_retry_after, double rate, double burst,
+                  double source_rate, double source_burst, const std::string &bypass)
+{
+    GateState &g = g_gate;
+    {
+        std::lock_guard<std::mutex> lock(g.mu);
+        double now = gate_now();
+        g.accepting = accepting;
+        g.draining_retry_after = draining_retry_after < 1 ? 1 : draining_retry_after;
+        if (g.rate != rate || g.burst != burst || !g.registered) {
+            g.rate = rate;
+            g.burst = burst;
+            g.overall = GateBucket{burst, now};
+        }
+        if (g.src_rate != source_rate || g.src_burst != source_burst) {
+            g.src_rate = source_rate;
+            g.src_burst = source_burst;
+            g.sources.clear();
+        }
+        g.bypass = bypass;
+    }
+    if (!g.registered) {
+        pj_status_t status = pjsip_endpt_register_module(pjsua_get_pjsip_endpt(), &g_gate_module);
+        if (status != PJ_SUCCESS)
+            return status;
+        g.registered = true;
+    }
+    return PJ_SUCCESS;
+}
+
+/* Refuse INVITEs from `source` (an address as pjsip prints it, no port) for `seconds`
+   (0: lift a lockout). */
+void gateLockSource(const std::string &source, double seconds)
+{
+    GateState &g = g_gate;
+    std::lock_guard<std::mutex> lock(g.mu);
+    double now = gate_now();
+    if (seconds <= 0) {
+        g.locked.erase(source);
+        return;
+    }
+    if (g.locked.size() >= GATE_MAX_SOURCES) {
+        for (auto i = g.locked.begin(); i != g.locked.end();)
+            i = i->second <= now ? g.locked.erase(i) : std::next(i);
+    }
+    if (g.locked.size() < GATE_MAX_SOURCES || g.locked.count(source))
+        g.locked[source] = now + seconds;
+}
+
+/* What the gate did since it was registered: counters only grow. */
+struct GateReport {
+    unsigned long long draining;
+    unsigned long long authLockout;
+    unsigned long long sourceRate;
+    unsigned long long rate;
+    unsigned long long passed;
+    std::string lastSource;     /* the last refused INVITE's source address and Call-ID */
+    std::string lastCallId;
+    int lastRetryAfter;
+};
+
+GateReport gateReport()
+{
+    GateState &g = g_gate;
+    std::lock_guard<std::mutex> lock(g.mu);
+    GateReport r;
+    r.draining = g.refused[0];
+    r.authLockout = g.refused[1];
+    r.sourceRate = g.refused[2];
+    r.rate = g.refused[3];
+    r.passed = g.passed;
+    r.lastSource = g.last_source;
+    r.lastCallId = g.last_call_id;
+    r.lastRetryAfter = g.last_retry_after;
+    return r;
+}
+
+/* The sum of the refusal counters (cheap to poll: the pjsua2 loop asks every round). */
+unsigned long long gateRefusedTotal()
+{
+    GateState &g = g_gate;
+    std::lock_guard<std::mutex> lock(g.mu);
+    return g.refused[0] + g.refused[1] + g.refused[2] + g.refused[3];
+}
+
 } /* namespace chimevoice */
 %}
 
@@ -532,5 +791,20 @@ std::string rxParsedPart(void *rdata, int which);
 int pinDialogTransport(int call_id, void *rdata);
 int unpinClosedDialogTransport(int call_id, int listener_tid);
 int setDtmfDuration(int call_id, unsigned msec);
+struct GateReport {
+    unsigned long long draining;
+    unsigned long long authLockout;
+    unsigned long long sourceRate;
+    unsigned long long rate;
+    unsigned long long passed;
+    std::string lastSource;
+    std::string lastCallId;
+    int lastRetryAfter;
+};
+int gateConfigure(bool accepting, int draining_retry_after, double rate, double burst,
+                  double source_rate, double source_burst, const std::string &bypass);
+void gateLockSource(const std::string &source, double seconds);
+GateReport gateReport();
+unsigned long long gateRefusedTotal();
 }
 #endif
