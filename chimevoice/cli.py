@@ -160,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = dataclasses.replace(cfg, logging=dataclasses.replace(
         cfg.logging, level=args.log_level or cfg.logging.level, format=args.log_format or cfg.logging.format))
     logs.configure(cfg.logging.level, cfg.logging.format)
+    import structlog
+
+    from .malloc import tune_malloc
+    tuning = tune_malloc()          # before any thread exists: pjsua2's, the executors'
+    structlog.get_logger("chimevoice").info("malloc_tuned", applied=tuning.applied, arena_max=tuning.arena_max,
+                                       mmap_threshold=tuning.mmap_threshold)
     from .daemon import Daemon
     return asyncio.run(Daemon(cfg, drain_timeout_s=args.drain_seconds, http=args.http,
                               config_path=args.config).run())
