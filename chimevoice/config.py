@@ -122,6 +122,7 @@ class RtpConfig:
     port_start: int = 20000
     port_count: int = 10000
     stats_interval_s: float = 10.0      # how often a live call's RTP totals reach /metrics
+    timeout_s: float = 60.0             # an answered leg that receives no RTP this long is hung up (0: never)
 
     @property
     def port_end(self) -> int:
@@ -730,7 +731,7 @@ _SIP_KEYS = ("default_country_code", "unanswered_timeout_s", "no_route_response"
 _LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client",
                   "verify_server")
 _SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")   # Debian's ca-certificates
-_RTP_KEYS = ("port_start", "port_count", "stats_interval_s")
+_RTP_KEYS = ("port_start", "port_count", "stats_interval_s", "timeout_s")
 _VC_KEYS = ("id", "name", "host_name", "allow_list", "credentials", "phone_numbers", "encryption", "origination")
 _ORIGINATION_KEYS = ("disabled", "routes", "credentials", "options_interval_s")
 _ROUTE_KEYS = ("host", "port", "protocol", "priority", "weight")
@@ -985,6 +986,12 @@ class _Checker:
         start = fields.get("port_start", _int(1024, 65534), 20000)
         count = fields.get("port_count", _int(2, 64512), 10000)
         interval = fields.get("stats_interval_s", _float(0.5), 10.0)
+        timeout = fields.get("timeout_s", _float(0), 60.0)
+        if _ok(interval, timeout) and 0 < timeout < interval:
+            self.error(_join(path, "timeout_s"), fields.node_or_parent("timeout_s"),
+                       f"must be 0 (off) or at least stats_interval_s ({interval:g}): "
+                       "silence is noticed only when the RTP totals are sampled")
+            return INVALID
         if _ok(start, count) and start + count - 1 > 65535:
             self.error(
                 _join(path, "port_count"),
@@ -992,7 +999,7 @@ class _Checker:
                 f"range {start}-{start + count - 1} goes past port 65535",
             )
             return INVALID
-        return RtpConfig(start, count, interval) if _ok(start, count, interval) else INVALID
+        return RtpConfig(start, count, interval, timeout) if _ok(start, count, interval, timeout) else INVALID
 
     def check_listeners(self, node: Node | None, listeners: tuple[Listener, ...], rtp: Any) -> None:
         if not isinstance(node, SequenceNode):

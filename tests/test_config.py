@@ -136,6 +136,16 @@ def test_minimal_config_defaults() -> None:
     assert config.voice_connectors == () and config.sip_rules == () and dict(config.buckets) == {}
 
 
+
+def test_rtp_timeout_default_and_bounds() -> None:
+    assert parse_config("{}", base_dir=Path("/srv")).sip.rtp.timeout_s == 60.0
+    off = parse_config("sip: {rtp: {timeout_s: 0}}", base_dir=Path("/srv"))
+    assert off.sip.rtp.timeout_s == 0.0
+    lines = errors("sip:\n  rtp:\n    stats_interval_s: 10\n    timeout_s: 5\n")
+    assert_error(lines, "test.yaml:4: sip.rtp.timeout_s: ", "at least stats_interval_s (10)")
+    assert_error(errors("sip: {rtp: {timeout_s: -1}}"), "test.yaml:1: sip.rtp.timeout_s: ")
+
+
 def test_dataclasses_are_frozen_with_slots() -> None:
     config = parse_config(VALID, base_dir=Path("/srv"))
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -80,6 +80,8 @@ class CallDriver:
         self.tasks: set[asyncio.Task[None]] = set()
         self.inband_legs: dict[str, bool] = {}      # legs without RFC 4733 -> detector on
         self.rtp_counted: dict[str, ev.RtpStats] = {}  # legs' RTP totals already on /metrics
+        self.rx_quiet_since: dict[str, float] = {}     # answered legs: when RTP last arrived (monotonic)
+        self.timed_out: set[str] = set()               # legs hung up for want of RTP
         self.bots = CallBots(services.cfg.bots)
         self.outbound: dict[str, Outbound] = {}      # outbound legs being dialled or up
         self.attempt_timers: dict[str, asyncio.TimerHandle] = {}
@@ -116,6 +118,7 @@ class CallDriver:
                 self._journal(rec)
             if not event.telephone_event:
                 self.inband_legs[event.leg_id] = False     # detector on while digits are wanted
+            self.rx_quiet_since.setdefault(event.leg_id, time.monotonic())
             self.feed(I.MediaReady(event.leg_id))
         elif isinstance(event, ev.OutgoingProgress):
             if out is not None:
@@ -143,17 +146,21 @@ class CallDriver:
             if rec is not None:
                 rec.end_ms = now_ms()
                 rec.status_code = event.status_code
-                rec.hangup_source = "caller" if event.by_remote else "application"
+                rec.hangup_source = ("system" if event.leg_id in self.timed_out
+                                     else "caller" if event.by_remote else "application")
                 self._journal(rec)
             if event.rtp is not None:
                 self._rtp_metrics(event.leg_id, event.rtp)
             self.rtp_counted.pop(event.leg_id, None)
+            self.rx_quiet_since.pop(event.leg_id, None)
+            self.timed_out.discard(event.leg_id)
             self.inband_legs.pop(event.leg_id, None)
             if self.s.media is not None:
                 self.s.media.send(mw.LegEnded(event.leg_id))
             self.feed(I.LegDisconnected(event.leg_id, by_remote=event.by_remote,
                                         status_code=event.status_code))
         elif isinstance(event, ev.RtpProgress):
+            self._watch_rtp(event)
             self._rtp_counted(event.leg_id, event.rtp)
         elif isinstance(event, ev.DtmfReceived):
             self.log.info("dtmf_received", digit=event.digit, method=event.method)
@@ -170,6 +177,29 @@ class CallDriver:
         elif isinstance(event, ev.CommandFailed):
             metrics.inc("errors_total", type="sip_command_failed")
             self.feed(I.CommandFailed(engine_command(event.command), event.message))
+
+    def _watch_rtp(self, event: ev.RtpProgress) -> None:
+        """Hang up an answered leg that has received no RTP for ``sip.rtp.timeout_s`` while it
+        was to receive (docs/operations.md, "RTP timeout"): its far end is gone without a BYE
+        (a crashed PBX, a lost BYE, a dead link), and the call would otherwise last for ever."""
+        timeout = self.s.cfg.sip.rtp.timeout_s
+        leg = event.leg_id
+        since = self.rx_quiet_since.get(leg)
+        rec = self.legs.get(leg)
+        if not timeout or since is None or leg in self.timed_out or rec is None or rec.answer_ms is None:
+            return
+        now = time.monotonic()
+        before = self.rtp_counted.get(leg)
+        if event.rtp.rx.packets > (before.rx.packets if before else 0) or not event.receiving:
+            self.rx_quiet_since[leg] = now
+            return
+        if now - since < timeout:
+            return
+        self.timed_out.add(leg)
+        self.log.warning("rtp_timeout", call_id=leg, silent_s=round(now - since, 1),
+                         rx_packets=event.rtp.rx.packets)
+        self.s.metrics.inc("errors_total", type="rtp_timeout")
+        self.s.sip.send(sc.Disconnect(leg, 408))     # BYE with Reason: SIP;cause=408
 
     def _rtp_counted(self, leg_id: str, rtp: ev.RtpStats) -> None:
         """Add what *rtp* (a leg's totals so far) has beyond what is already on /metrics."""

@@ -933,7 +933,7 @@ class _Core:
             self.post(ev.CallDisconnected(
                 call.leg_id, int(info.lastStatusCode), _text(info.lastReason),
                 by_remote=not call.local_hangup, connect_duration_s=info.connectDuration.sec
-                + info.connectDuration.msec / 1000.0, rtp=call.rtp))
+                + info.connectDuration.msec / 1000.0, rtp=call.rtp if call.rtp is not None else call.rtp_done))
 
     def _teardown(self, call: _Call) -> None:
         """The leg is gone: release what plays to it, its taps and its links. pjsua has
@@ -976,9 +976,23 @@ class _Core:
             if call.audio is None or call.rtp is not None or call.rtp_due > now:
                 continue
             call.rtp_due = now + interval
-            stats = self._stream_stats(call)
+            stats = self._rtp_totals(call)
             if stats is not None:
-                self.post(ev.RtpProgress(call.leg_id, stats))
+                receiving = True
+                if stats.rx.packets == call.rx_sampled:
+                    receiving = self._receiving(call)
+                call.rx_sampled = stats.rx.packets
+                self.post(ev.RtpProgress(call.leg_id, stats, receiving))
+
+    def _receiving(self, call: _Call) -> bool:
+        """Whether the leg's audio stream is negotiated to receive (the far end is to send)."""
+        pj = self.pj
+        for idx in range(4):
+            try:
+                return bool(call.getStreamInfo(idx).dir & pj.PJMEDIA_DIR_DECODING)
+            except pj.Error:
+                continue
+        return False
 
     def _stream_stats(self, call: _Call, index: int | None = None) -> ev.RtpStats | None:
         for idx in (index,) if index is not None else range(4):
@@ -993,12 +1007,28 @@ class _Core:
                                    rtcp.txStat.jitterUsec.mean / 1000.0))
         return None
 
-    def snapshot_rtp(self, call: _Call, index: int | None = None) -> None:
-        """Keep the leg's RTP statistics (``call.rtp``) while its stream still exists: from
-        onStreamDestroyed when the far end ends the call, before our own hangup otherwise."""
+    def _rtp_totals(self, call: _Call) -> ev.RtpStats | None:
+        """The leg's RTP totals so far: the streams already replaced plus the live one."""
+        live = self._stream_stats(call)
+        if call.rtp_done is None or live is None:
+            return live if call.rtp_done is None else call.rtp_done
+        return call.rtp_done + live
+
+    def snapshot_rtp(self, call: _Call) -> None:
+        """Keep the leg's final RTP totals (``call.rtp``) while its stream still exists, before
+        our own hangup (pjsua skips onStreamDestroyed then) or the shutdown."""
         if call.rtp is not None or call.audio is None:
             return
-        call.rtp = self._stream_stats(call, index)
+        call.rtp = self._rtp_totals(call)
+
+    def stream_destroyed(self, call: _Call, index: int) -> None:
+        """onStreamDestroyed: add the stream's totals to the leg's (``call.rtp_done``) -- when the
+        far end ends the call, or when a re-INVITE (hold, a new codec) replaces the stream."""
+        if call.rtp is not None or call.audio is None:
+            return
+        stats = self._stream_stats(call, index)
+        if stats is not None:
+            call.rtp_done = stats if call.rtp_done is None else call.rtp_done + stats
 
     def dtmf(self, call: _Call, digit: str, method: int) -> None:
         kind = "sip-info" if method == self.pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
@@ -1089,7 +1119,9 @@ class _Call(pj.Call):
         self.focus = False                  # VoiceFocus: legs that hear this one hear it suppressed
         self.denoise: Any = None            # a DenoiseSink in this leg's place as a sink, once made
         self.rtp_due = 0.0                  # when its live RTP totals are next posted (RtpProgress)
-        self.rtp: ev.RtpStats | None = None  # the stream's statistics, kept just before it goes
+        self.rx_sampled = -1                # RTP packets received at the last RtpProgress
+        self.rtp: ev.RtpStats | None = None  # the leg's final RTP totals, kept just before its stream goes
+        self.rtp_done: ev.RtpStats | None = None  # totals of the streams already destroyed (re-INVITEs)
 
     @property
     def hears(self) -> Any:
@@ -1112,7 +1144,7 @@ class _Call(pj.Call):
 
     def onStreamDestroyed(self, prm) -> None:
         try:
-            self.core.snapshot_rtp(self, prm.streamIdx)
+            self.core.stream_destroyed(self, prm.streamIdx)
         except Exception:  # noqa: BLE001
             log.exception("rtp_stats_failed", leg_id=self.leg_id)
 

@@ -39,6 +39,13 @@ class RtpDirection:
     lost: int
     jitter_ms: float            # mean interarrival jitter (RFC 3550) over the call
 
+    def __add__(self, other: RtpDirection) -> RtpDirection:
+        """Two streams of one leg in turn (a re-INVITE replaced the first): packets and losses
+        add up, the jitter is the packet-weighted mean."""
+        n = self.packets + other.packets
+        jitter = (self.jitter_ms * self.packets + other.jitter_ms * other.packets) / n if n else 0.0
+        return RtpDirection(n, self.lost + other.lost, jitter)
+
 
 @dataclass(frozen=True, slots=True)
 class RtpStats:
@@ -49,6 +56,9 @@ class RtpStats:
     rx: RtpDirection
     tx: RtpDirection
 
+    def __add__(self, other: RtpStats) -> RtpStats:
+        return RtpStats(self.rx + other.rx, self.tx + other.tx)
+
 
 @dataclass(frozen=True, slots=True)
 class RtpProgress:
@@ -57,6 +67,10 @@ class RtpProgress:
 
     leg_id: str
     rtp: RtpStats
+    receiving: bool = True
+    """Whether the far end is to send us RTP: the stream's negotiated direction includes
+    receiving (False while it holds the call with ``a=inactive`` or ``a=recvonly``). Read only
+    when no packet came since the last sample; True otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
