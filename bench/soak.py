@@ -116,7 +116,7 @@ class Sampler(threading.Thread):
                 return
 
 
-def config(work: Path, port: int, workers: int) -> dict:
+def config(work: Path, port: int, workers: int, echo: bool = True) -> dict:
     prompts, recordings = work / "prompts", work / "recordings"
     prompts.mkdir(exist_ok=True)
     recordings.mkdir(exist_ok=True)
@@ -125,7 +125,8 @@ def config(work: Path, port: int, workers: int) -> dict:
         "data_dir": str(work / "data"),
         "logging": {"level": "info", "format": "json"},
         "sip": {"listeners": [{"transport": "udp", "address": "127.0.0.1", "port": port}],
-                "rtp": {"port_start": 10000, "port_count": 20000}},
+                # --no-echo: sipp sends no RTP, so the RTP timeout would end calls held past it
+                "rtp": {"port_start": 10000, "port_count": 20000, **({} if echo else {"timeout_s": 0})}},
         "voice_connectors": [{"id": "vc-soak", "name": "soak", "host_name": "vc-soak.local",
                               "allow_list": ["127.0.0.0/8"], "phone_numbers": ["+15550100000"]}],
         "sip_media_applications": [{"id": "soak-ivr", "name": "soak-ivr", "handler": {
@@ -349,7 +350,7 @@ def main() -> int:
 def soak(args, work: Path) -> int:
     bench_prompt(work / "prompt.wav")
     port, http_port = free_port(), free_port()
-    cfg = config(work, port, args.workers)
+    cfg = config(work, port, args.workers, echo=args.echo)
     hold_ms = int(args.hold * 1000)
     total = int(args.calls * (args.minutes * 60 / args.hold + 2))    # more than fit: sipp is stopped
     print(f"soak: {args.calls} concurrent calls held {args.hold} s for {args.minutes} min, recorded; "
