@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         print(summary(cfg, path))
+        for warning in cfg.warnings:
+            print(f"warning: {warning.format(path)}")
         return 0
     import dataclasses
 
@@ -164,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from .malloc import tune_malloc
     tuning = tune_malloc()          # before any thread exists: pjsua2's, the executors'
-    structlog.get_logger("chimevoice").info("malloc_tuned", applied=tuning.applied, arena_max=tuning.arena_max,
-                                       mmap_threshold=tuning.mmap_threshold)
+    log = structlog.get_logger("chimevoice")
+    log.info("malloc_tuned", applied=tuning.applied, arena_max=tuning.arena_max,
+             mmap_threshold=tuning.mmap_threshold)
+    for warning in cfg.warnings:
+        log.warning("config_warning", config=path, line=warning.line, key=warning.path, message=warning.message)
     from .daemon import Daemon
     return asyncio.run(Daemon(cfg, drain_timeout_s=args.drain_seconds, http=args.http,
                               config_path=args.config).run())

@@ -7,6 +7,7 @@ The format is documented in ``docs/configuration.md``; ``config/example.yaml`` i
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import os
@@ -321,6 +322,9 @@ class Config:
     source: str = "<string>"
     pstn: PstnGateway | None = None
     admission: AdmissionConfig = AdmissionConfig()
+    warnings: tuple[ConfigIssue, ...] = field(default=(), compare=False)
+    """What is valid but likely a mistake (check-config prints it, the daemon logs
+    ``config_warning``), in file order."""
 
     def application(self, id: str) -> SipMediaApplication | None:
         """The SIP media application with this id, or None."""
@@ -368,6 +372,8 @@ def parse_config(text: str, *, base_dir: Path, source: str = "<string>") -> Conf
     config = checker.root(root, source)
     if checker.issues or config is None:
         raise ConfigError(sorted(checker.issues, key=_issue_order), source)
+    if checker.warnings:
+        config = dataclasses.replace(config, warnings=tuple(sorted(checker.warnings, key=_issue_order)))
     return config
 
 
@@ -726,6 +732,7 @@ MIN_SECRET_LENGTH: Final = 16
 _BOTS_KEYS = ("local", "allow_lex", "lex_endpoint_url")
 # botId or botId/botAliasId, as in arn:aws:lex:<region>:<account>:bot-alias/<botId>/<botAliasId>
 _BOT_KEY = re.compile(r"[0-9A-Za-z_-]{1,100}(/[0-9A-Za-z_-]{1,100})?")
+_LEX_BOT_ID = re.compile(r"[0-9A-Za-z]{10}")    # botocore lexv2-runtime BotIdentifier: min = max = 10
 _LOGGING_KEYS = ("level", "format")
 _SIP_KEYS = ("default_country_code", "unanswered_timeout_s", "no_route_response", "listeners", "rtp", "user_agent")
 _LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client",
@@ -763,6 +770,7 @@ class _Checker:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
         self.issues: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
         self._constructor = yaml.constructor.SafeConstructor()
         self._ids: dict[str, tuple[str, int | None]] = {}
         self.country = "1"  # sip.default_country_code, once parsed
@@ -771,6 +779,10 @@ class _Checker:
 
     def error(self, path: str, node: Node | None, message: str) -> None:
         self.issues.append(ConfigIssue(path, _line(node), message))
+
+    def warn(self, path: str, node: Node | None, message: str) -> None:
+        """Valid, but likely not what the author meant: kept in ``Config.warnings``."""
+        self.warnings.append(ConfigIssue(path, _line(node), message))
 
     def construct(self, node: ScalarNode) -> Any:
         try:
@@ -1742,6 +1754,12 @@ class _Checker:
                 valid = False
                 continue
             entry = _join(path, key)
+            bot_id = key.split("/")[0]
+            if not _LEX_BOT_ID.fullmatch(bot_id):
+                self.warn(entry, key_node, f"{bot_id!r} is not a Lex V2 bot id (10 letters and digits): "
+                                           "StartBotConversation reaches this bot, but boto3's Lex V2 runtime "
+                                           "client refuses the id before it sends RecognizeText, and no bot "
+                                           "on AWS has it")
             if key in result:
                 self.error(entry, key_node, f"duplicate bot {key!r}")
                 valid = False

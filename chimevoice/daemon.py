@@ -308,6 +308,9 @@ class Daemon:
             if prober is not None:
                 await prober.start()
             self.metrics.inc("config_reloads_total", result="applied")
+            for warning in new.warnings:
+                log.warning("config_warning", config=self.config_path, line=warning.line, key=warning.path,
+                            message=warning.message)
             log.info("config_reloaded", config=self.config_path, generation=manager.generation,
                      applications=len(new.sip_media_applications), rules=len(new.sip_rules),
                      voice_connectors=len(new.voice_connectors), active_calls=manager.active_calls,

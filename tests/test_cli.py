@@ -36,6 +36,17 @@ def test_check_config_ok_and_errors_with_line_numbers(tmp_path):
     assert f"{bad}:{line}:" in res.stderr and "allow_list" in res.stderr
 
 
+def test_check_config_prints_warnings_and_still_succeeds(tmp_path):
+    odd = tmp_path / "odd.yaml"
+    text = EXAMPLE.read_text().replace("LOCALPIZZA:", "pizza:")
+    odd.write_text(text.replace("../", str(EXAMPLE.parent.parent) + "/").replace(
+        "bots/pizza.yaml", str(EXAMPLE.parent / "bots" / "pizza.yaml")))
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith("pizza:"))
+    res = run("check-config", str(odd))
+    assert res.returncode == 0 and "OK" in res.stdout, res
+    assert f"warning: {odd}:{line}: bots.local.pizza: 'pizza' is not a Lex V2 bot id" in res.stdout, res.stdout
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path):
     res = run("run", "-c", str(tmp_path / "nope.yaml"))
     assert res.returncode == 2 and "nope.yaml" in res.stderr

@@ -44,6 +44,19 @@ def test_local_bots_by_bot_id_and_alias_with_paths_relative_to_the_file(tmp_path
     assert config.bots.allow_lex is True and config.bots.lex_endpoint_url == "http://127.0.0.1:9000"
 
 
+def test_a_bot_id_lex_would_refuse_is_a_warning_not_an_error(tmp_path):
+    config = parse(f"""\
+        bots:
+          local:
+            LOCALPIZZA: {PIZZA}
+            pizza/TSTALIASID: {PIZZA}
+        """, tmp_path)
+    assert dict(config.bots.local) == {"LOCALPIZZA": PIZZA, "pizza/TSTALIASID": PIZZA}
+    assert [(w.line, w.path) for w in config.warnings] == [(4, "bots.local['pizza/TSTALIASID']")]
+    assert "'pizza' is not a Lex V2 bot id (10 letters and digits)" in config.warnings[0].message
+    assert parse(f"bots: {{local: {{LOCALPIZZA: {PIZZA}}}}}\n", tmp_path).warnings == ()
+
+
 def test_example_configuration_binds_the_pizza_bot():
     config = load_config(REPO / "config" / "example.yaml")
     assert dict(config.bots.local) == {"LOCALPIZZA": PIZZA}
