@@ -1009,10 +1009,7 @@ class _Core:
 
     def _rtp_totals(self, call: _Call) -> ev.RtpStats | None:
         """The leg's RTP totals so far: the streams already replaced plus the live one."""
-        live = self._stream_stats(call)
-        if call.rtp_done is None or live is None:
-            return live if call.rtp_done is None else call.rtp_done
-        return call.rtp_done + live
+        return _plus(call.rtp_done, self._stream_stats(call))
 
     def snapshot_rtp(self, call: _Call) -> None:
         """Keep the leg's final RTP totals (``call.rtp``) while its stream still exists, before
@@ -1026,9 +1023,7 @@ class _Core:
         far end ends the call, or when a re-INVITE (hold, a new codec) replaces the stream."""
         if call.rtp is not None or call.audio is None:
             return
-        stats = self._stream_stats(call, index)
-        if stats is not None:
-            call.rtp_done = stats if call.rtp_done is None else call.rtp_done + stats
+        call.rtp_done = _plus(call.rtp_done, self._stream_stats(call, index))
 
     def dtmf(self, call: _Call, digit: str, method: int) -> None:
         kind = "sip-info" if method == self.pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
@@ -1067,6 +1062,11 @@ class _Core:
             log.warning("info_response_failed", leg_id=call.leg_id, status=status)
         if digit is not None:
             self.post(ev.DtmfReceived(call.leg_id, digit, "sip-info"))
+
+
+def _plus(a: ev.RtpStats | None, b: ev.RtpStats | None) -> ev.RtpStats | None:
+    """The RTP totals of two streams of a leg, where None is no stream."""
+    return b if a is None else a if b is None else a + b
 
 
 def _raise_fd_limit(wanted: int) -> None:
