@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         from .caller import run as place_call
         return place_call(args)
     from .config import ConfigError
-    from .handler_check import load_checked_config, summary
+    from .handler_check import load_checked_config, log_warnings, summary
 
     path = args.config if args.command == "run" else args.file
     try:
@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     log = structlog.get_logger("chimevoice")
     log.info("malloc_tuned", applied=tuning.applied, arena_max=tuning.arena_max,
              mmap_threshold=tuning.mmap_threshold)
-    for warning in cfg.warnings:
-        log.warning("config_warning", config=path, line=warning.line, key=warning.path, message=warning.message)
+    log_warnings(cfg, path, log)
     from .daemon import Daemon
     return asyncio.run(Daemon(cfg, drain_timeout_s=args.drain_seconds, http=args.http,
                               config_path=args.config).run())

@@ -22,7 +22,7 @@ from .calls.probing import OptionsProber
 from .cdr import CdrWriter
 from .config import Config, ConfigError
 from .handler_check import config_dir as config_dir_of
-from .handler_check import handler_config, load_checked_config
+from .handler_check import handler_config, load_checked_config, log_warnings
 from .media.audio import AudioCache
 from .media.storage import BucketStore
 from .media.worker import MediaEvent, MediaWorker, open_recordings, recover_recordings
@@ -308,9 +308,7 @@ class Daemon:
             if prober is not None:
                 await prober.start()
             self.metrics.inc("config_reloads_total", result="applied")
-            for warning in new.warnings:
-                log.warning("config_warning", config=self.config_path, line=warning.line, key=warning.path,
-                            message=warning.message)
+            log_warnings(new, self.config_path, log)
             log.info("config_reloaded", config=self.config_path, generation=manager.generation,
                      applications=len(new.sip_media_applications), rules=len(new.sip_rules),
                      voice_connectors=len(new.voice_connectors), active_calls=manager.active_calls,

@@ -11,6 +11,7 @@ bundle) or a function that does not exist as a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lambda_bridge import HandlerConfig
 
@@ -85,6 +86,12 @@ def load_checked_config(path: str | Path) -> Config:
     return cfg
 
 
+def log_warnings(cfg: Config, path: str | Path | None, log: Any) -> None:
+    """One ``config_warning`` line per :attr:`Config.warnings` (``run`` and a reload)."""
+    for warning in cfg.warnings:
+        log.warning("config_warning", config=path, line=warning.line, key=warning.path, message=warning.message)
+
+
 def summary(cfg: Config, path: str | Path) -> str:
     """check-config's line for a good file."""
     return (f"{path}: OK ({len(cfg.voice_connectors)} voice connectors, "
@@ -92,4 +99,4 @@ def summary(cfg: Config, path: str | Path) -> str:
             f"{len(cfg.sip.listeners)} listeners)")
 
 
-__all__ = ["check_handlers", "config_dir", "handler_config", "load_checked_config", "summary"]
+__all__ = ["check_handlers", "config_dir", "handler_config", "load_checked_config", "log_warnings", "summary"]
