@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tests.support.harness import (
     ROOT,
     free_port,
     handler_app,
+    metrics,
     module_daemon,
     number_rules,
     wait_handler_events,
@@ -101,7 +101,7 @@ def test_every_metric_the_dashboard_names_is_on_metrics(daemon, tmp_path: Path):
     assert daemon.call(user=NO_RULE, max_seconds=5)["final_status"] == 404         # a refusal
     wait_handler_events(daemon.events / "digits.jsonl", LISTEN)
     daemon.wait_log("recording_finished", reason="silence")
-    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.http_port}/metrics", timeout=5).read().decode()
+    text = metrics(daemon)
     names = metric_names(dashboard_exprs(json.loads(DASHBOARD.read_text())))
     assert len(names) >= 12, names
     missing = sorted(names - exported(text))

@@ -19,6 +19,7 @@ from tests.support.harness import (
     free_port,
     handler_app,
     handler_events,
+    metrics,
     module_daemon,
     number_rules,
     wait_handler_events,
@@ -346,14 +347,13 @@ def test_keys_sent_out_of_band_are_heard_in_the_call_recording(daemon):
 
 def test_metrics_count_media_work(daemon):
     """/metrics counts digits sent and received by method, and recordings by how they ended."""
-    import urllib.request
     assert daemon.call(user=f"{N}01", max_seconds=15)["answered"]                       # SendDigits
     assert daemon.call(user=f"{N}01", max_seconds=15, no_telephone_event=True)["answered"]
     assert daemon.call(user=f"{N}03", max_seconds=15)["answered"]                       # silence
     assert daemon.call(user=f"{N}05", max_seconds=15, no_telephone_event=True, dtmf=["1.0:123#"],
                        dtmf_method="inband")["answered"]
     daemon.wait_log("recording_finished", reason="silence")
-    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.http_port}/metrics", timeout=5).read().decode()
+    text = metrics(daemon)
     values = {}
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from tests.support.harness import (
     free_port,
     handler_app,
     handler_events,
+    metric,
+    metrics,
     module_daemon,
     number_rules,
     read_events,
@@ -175,18 +176,6 @@ def daemon(tmp_path_factory):
     finally:
         d.stop()
         d.notify.closed = True
-
-
-def metrics(d) -> str:
-    return urllib.request.urlopen(f"http://127.0.0.1:{d.http_port}/metrics", timeout=5).read().decode()
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(f"chimevoice_{name}{{{want}}} " if want else f"chimevoice_{name} "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def wait_new_log(d, mark: int, event: str, timeout: float = 10.0, **match) -> dict:

@@ -9,7 +9,6 @@ import socket
 import struct
 import threading
 import time
-import urllib.request
 import uuid
 
 import pytest
@@ -19,6 +18,8 @@ from tests.support.harness import (
     APP_A,
     free_port,
     handler_app,
+    metric,
+    metrics,
     module_daemon,
     number_rules,
     wait_handler_events,
@@ -165,14 +166,8 @@ def _cdr(d, sip_call_id: str, timeout: float = 10.0) -> dict:
     raise AssertionError(f"no CDR for {sip_call_id}")
 
 
-def _metric(d, name: str, **labels: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{d.http_port}/metrics", timeout=5).read().decode()
-    want = f"chimevoice_{name}{{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "} "
-    return next((float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(want)), 0.0)
-
-
 def test_a_caller_gone_without_a_bye_is_hung_up_after_the_rtp_timeout(daemon):
-    before = _metric(daemon, "errors_total", type="rtp_timeout")
+    before = metric(metrics(daemon), "errors_total", type="rtp_timeout")
     uac = BareUac(daemon.port, LONG)
     try:
         uac.invite()
@@ -192,7 +187,7 @@ def test_a_caller_gone_without_a_bye_is_hung_up_after_the_rtp_timeout(daemon):
     mine = [e["InvocationEventType"] for e in events
             if e["CallDetails"]["Participants"][0]["CallId"] == cdr["CallId"]]
     assert mine[0] == "NEW_INBOUND_CALL" and mine[-1] == "HANGUP", mine
-    assert _metric(daemon, "errors_total", type="rtp_timeout") == before + 1
+    assert metric(metrics(daemon), "errors_total", type="rtp_timeout") == before + 1
 
 
 def test_a_caller_that_sends_rtp_keeps_its_call(daemon):

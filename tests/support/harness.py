@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,6 +282,20 @@ def write_tone(path: Path, freq: float, seconds: float, rate: int = 8000) -> Pat
     from chimevoice.media.analysis import write_tone_wav
     write_tone_wav(path, freq, seconds, rate=rate)
     return path
+
+
+def metrics(d: "Daemon") -> str:
+    """The daemon's /metrics text (it runs with ``http_port``)."""
+    return urllib.request.urlopen(f"http://127.0.0.1:{d.http_port}/metrics", timeout=5).read().decode()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of ``chimevoice_<name>{labels}`` in /metrics *text* (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"chimevoice_{name}{{{want}}} " if want else f"chimevoice_{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def read_events(path: Path) -> list[dict]:
