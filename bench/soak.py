@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from concurrent_calls import ROOT, bench_prompt, free_port, proc_tree, start_daemon, stop_daemon  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+WORKER_SETTLE_S = 5.0        # a handler worker younger than this may still be importing
 
 
 def rss_mb(pid: int) -> float:
@@ -60,6 +61,16 @@ def rss_mb(pid: int) -> float:
         return int(open(f"/proc/{pid}/statm").read().split()[1]) * PAGE / 1e6
     except OSError:
         return 0.0
+
+
+def age_s(pid: int) -> float:
+    """Seconds since *pid* started (0 when it is gone): /proc/PID/stat field 22, in clock ticks."""
+    try:
+        start = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
+        uptime = float(open("/proc/uptime").read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return uptime - start / os.sysconf("SC_CLK_TCK")
 
 
 def count(path: str) -> int:
@@ -108,6 +119,7 @@ class Sampler(threading.Thread):
             self.rows.append({"t": round(time.monotonic() - self.t0), "rss_mb": round(rss_mb(self.pid), 1),
                               "workers_rss_mb": round(sum(rss_mb(p) for p in workers), 1),
                               "workers": len(workers),
+                              "worker_rss": {p: (round(rss_mb(p), 1), round(age_s(p), 1)) for p in workers},
                               "fds": count(f"/proc/{self.pid}/fd"), "threads": count(f"/proc/{self.pid}/task"),
                               "calls": int(g["calls_active"]) if "calls_active" in g else None,
                               "media_queue": int(g.get("media_queue_commands", -1)),
@@ -293,9 +305,15 @@ def steady(rows: list[dict], warmup: float, report: dict) -> list[str]:
         return [f"no samples after the {warmup} s warm-up"]
     base = after[0]
     drift = max(abs(r["rss_mb"] - base["rss_mb"]) for r in after) / base["rss_mb"] * 100
-    # per handler worker: the pool starts its second worker when calls need it
-    per_worker = [r["workers_rss_mb"] / max(1, r["workers"]) for r in after]
-    wdrift = max(abs(w - per_worker[0]) for w in per_worker) / max(1.0, per_worker[0]) * 100
+    # Per handler worker, by pid: the pool starts a worker when calls need it, which may be
+    # after the warm-up, and a worker still importing its handler is not yet its own size, so
+    # each worker is measured from its first sample taken WORKER_SETTLE_S after it started.
+    wdrift = 0.0
+    for pid in {pid for r in after for pid in r.get("worker_rss", {})}:
+        sizes = [r["worker_rss"][pid][0] for r in after
+                 if pid in r.get("worker_rss", {}) and r["worker_rss"][pid][1] >= WORKER_SETTLE_S]
+        if len(sizes) >= 2:
+            wdrift = max(wdrift, max(abs(w - sizes[0]) for w in sizes) / max(1.0, sizes[0]) * 100)
     report.update(rss_after_warmup_mb=base["rss_mb"], rss_max_mb=max(r["rss_mb"] for r in after),
                   rss_end_mb=after[-1]["rss_mb"], rss_drift_pct=round(drift, 2),
                   workers_rss_drift_pct=round(wdrift, 2), fds_after_warmup=base["fds"],

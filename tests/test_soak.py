@@ -35,3 +35,35 @@ def test_short_soak_with_kill_9_loses_no_cdr_and_no_recording(tmp_path):
     assert r["recordings_part_left"] == 0 and r["restart_recordings_repaired"] >= 2
     assert r["calls_after_restart_ok"] == 20 and r["restart_first_call_s"] < 15
     assert r["rss_drift_pct"] <= 5 and r["workers_rss_drift_pct"] <= 5 and r["fds_base_last"] <= r["fds_base_first"] + 8
+
+
+def _soak_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("soak_bench", ROOT / "bench" / "soak.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows(workers):
+    """Samples every 2 s: the daemon flat at 200 MB, *workers* {pid: [(rss, age), ...]} by sample."""
+    n = max(len(v) for v in workers.values())
+    return [{"t": 2 * i, "rss_mb": 200.0, "fds": 50, "calls": 10,
+             "worker_rss": {pid: v[i] for pid, v in workers.items() if i < len(v) and v[i] is not None}}
+            for i in range(n)]
+
+
+def test_soak_worker_check_measures_each_worker_from_when_it_has_started():
+    """CI saw the pool start its second worker at the end of the warm-up: caught importing at
+    2.6 MB, then 24 MB. A late worker is measured from its settled size; one that grows fails."""
+    soak = _soak_module()
+    steady_w = [(24.2, 2.0 * i + 1) for i in range(15)]
+    late = [None] * 6 + [(2.6, 0.5), (24.1, 2.5), (24.1, 4.5)] + [(24.1, 6.5 + 2 * i) for i in range(6)]
+    report = {}
+    assert not [f for f in soak.steady(_rows({1: steady_w, 2: late}), 12, report) if "workers" in f]
+    assert report["workers_rss_drift_pct"] < 1
+    growing = [(24.0 + 0.5 * i, 2.0 * i + 1) for i in range(15)]
+    report = {}
+    failures = soak.steady(_rows({1: steady_w, 2: growing}), 12, report)
+    assert any("handler workers' RSS moved" in f for f in failures), failures
+    assert report["workers_rss_drift_pct"] > 5
