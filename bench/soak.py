@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Soak: N concurrent recorded IVR calls for M minutes, then kill -9 mid-call and a restart.
 
-The daemon answers every call with bench/handlers/soak_ivr.py (a Chime-style Lambda):
-StartCallRecording of both tracks, then a looping prompt. sipp places the calls (built-in uac
-scenario, ``-rtp_echo``: the prompt comes back as the caller's audio, so both tracks of each
-recording hold sound), N at a time, each held --hold seconds, for --minutes. While it runs,
+The daemon answers every call with the demo IVR (chimevoice/demo/handler.py, the example
+config's handler) with RECORDING_DESTINATION set: StartCallRecording of both tracks, the
+welcome and goodbye prompts (--hold/2 seconds each here), Hangup. sipp places the calls
+(tests/sipp/uac_wait_bye.xml: it waits for the daemon's BYE; ``-rtp_echo``: the prompts come
+back as the caller's audio, so both tracks of each recording hold sound), N at a time, for
+--minutes; each call lasts about --hold seconds. While it runs,
 the daemon's RSS (main process and handler workers), open file descriptors, threads and
 active calls are sampled every --sample seconds.
 
@@ -50,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from concurrent_calls import ROOT, bench_prompt, free_port, proc_tree, start_daemon, stop_daemon  # noqa: E402
+from concurrent_calls import ROOT, free_port, proc_tree, start_daemon, stop_daemon  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 WORKER_SETTLE_S = 5.0        # a handler worker younger than this may still be importing
@@ -132,7 +134,8 @@ def config(work: Path, port: int, workers: int, echo: bool = True) -> dict:
     prompts, recordings = work / "prompts", work / "recordings"
     prompts.mkdir(exist_ok=True)
     recordings.mkdir(exist_ok=True)
-    shutil.copy(work / "prompt.wav", prompts / "prompt.wav")
+    for name in ("welcome.wav", "goodbye.wav"):
+        shutil.copy(work / name, prompts / name)
     return {
         "data_dir": str(work / "data"),
         "logging": {"level": "info", "format": "json"},
@@ -142,8 +145,8 @@ def config(work: Path, port: int, workers: int, echo: bool = True) -> dict:
         "voice_connectors": [{"id": "vc-soak", "name": "soak", "host_name": "vc-soak.local",
                               "allow_list": ["127.0.0.0/8"], "phone_numbers": ["+15550100000"]}],
         "sip_media_applications": [{"id": "soak-ivr", "name": "soak-ivr", "handler": {
-            "type": "python", "target": "soak_ivr:handler", "python_path": [str(ROOT / "bench" / "handlers")],
-            "workers": workers}}],
+            "type": "python", "target": "chimevoice.demo.handler:handler", "workers": workers,
+            "environment": {"GREETING_BUCKET": "prompts", "RECORDING_DESTINATION": "recordings/soak"}}}],
         "sip_rules": [{"id": "soak-rule", "name": "soak", "trigger_type": "ToPhoneNumber",
                        "trigger_value": "+15550100000",
                        "target_applications": [{"sip_media_application_id": "soak-ivr", "priority": 1}]}],
@@ -152,17 +155,35 @@ def config(work: Path, port: int, workers: int, echo: bool = True) -> dict:
     }
 
 
-def sipp_cmd(port: int, *, limit: int, rate: int, period_ms: int, total: int, hold_ms: int,
+def prompts(work: Path, hold_s: float) -> None:
+    """The demo IVR's two prompts, --hold/2 seconds of tones each (its call: both, then Hangup)."""
+    for name, tones in (("welcome.wav", ("440", "660")), ("goodbye.wav", ("550", "880"))):
+        half = f"{hold_s / 4:.3f}"
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(work / name), "synth", half,
+                        "sine", tones[0], ":", "synth", half, "sine", tones[1], "gain", "-6"],
+                       check=True, capture_output=True)
+
+
+def scenario(work: Path, hold_s: float) -> Path:
+    """tests/sipp/uac_wait_bye.xml, waiting for the BYE longer than a call lasts."""
+    text = (ROOT / "tests" / "sipp" / "uac_wait_bye.xml").read_text(encoding="latin-1")
+    assert 'request="BYE" timeout="60000"' in text
+    path = work / "soak_uac.xml"
+    path.write_text(text.replace('timeout="60000"', f'timeout="{int((hold_s + 30) * 1000)}"'), encoding="latin-1")
+    return path
+
+
+def sipp_cmd(port: int, scenario: Path, *, limit: int, rate: int, period_ms: int, total: int,
              echo: bool = True) -> list[str]:
     media = ["-mp", str(free_port()), "-rtp_echo"] if echo else []
-    return ["sipp", f"127.0.0.1:{port}", "-sn", "uac", "-s", "+15550100000", "-i", "127.0.0.1", "-p", "0",
-            *media, "-m", str(total), "-l", str(limit), "-r", str(rate),
-            "-rp", str(period_ms), "-d", str(hold_ms), "-nostdin", "-trace_stat", "-fd", "1",
+    return ["sipp", f"127.0.0.1:{port}", "-sf", str(scenario), "-s", "+15550100000", "-i", "127.0.0.1",
+            "-p", "0", *media, "-m", str(total), "-l", str(limit), "-r", str(rate),
+            "-rp", str(period_ms), "-nostdin", "-trace_stat", "-fd", "1",
             "-max_socket", "4096", "-timeout", "3600s"]
 
 
 def last_stats(workdir: Path) -> dict:
-    files = list(workdir.glob("uac_*_.csv"))
+    files = list(workdir.glob("*_.csv"))
     if not files:
         return {}
     rows = list(csv.DictReader(open(files[0]), delimiter=";"))
@@ -366,7 +387,7 @@ def main() -> int:
 
 
 def soak(args, work: Path) -> int:
-    bench_prompt(work / "prompt.wav")
+    prompts(work, args.hold)
     port, http_port = free_port(), free_port()
     cfg = config(work, port, args.workers, echo=args.echo)
     hold_ms = int(args.hold * 1000)
@@ -383,9 +404,9 @@ def soak(args, work: Path) -> int:
         return 1
     sampler = Sampler(daemon.pid, url, args.sample)
     sampler.start()
-    sipp = subprocess.Popen(sipp_cmd(port, limit=args.calls, rate=args.calls, period_ms=hold_ms, total=total,
-                                     hold_ms=hold_ms, echo=args.echo), cwd=sipp_dir, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    sipp = subprocess.Popen(sipp_cmd(port, scenario(work, args.hold), limit=args.calls, rate=args.calls,
+                                     period_ms=hold_ms, total=total, echo=args.echo),
+                            cwd=sipp_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(f"{'t s':>6} {'calls':>6} {'RSS MB':>8} {'workers MB':>11} {'fds':>6} {'threads':>8} "
           f"{'media queue':>12} {'media busy':>11}", flush=True)
     shown = 0
@@ -430,7 +451,7 @@ def soak(args, work: Path) -> int:
     if failed_before:
         failures.append(f"{failed_before} calls failed before the kill")
     (work / "daemon.log").rename(work / "daemon-killed.log")
-    sipp_pid = next(sipp_dir.glob("uac_*_.csv")).name.split("_")[1]
+    sipp_pid = re.search(r"_(\d+)_\.csv$", next(sipp_dir.glob("*_.csv")).name).group(1)  # type: ignore[union-attr]
 
     # Restart: how soon is a new call answered, with the recovery to do?
     t0 = time.monotonic()

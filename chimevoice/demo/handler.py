@@ -7,7 +7,12 @@ runs unchanged on AWS Lambda and in chimevoice:
 * ACTION_SUCCESSFUL, ACTION_FAILED, INVALID_LAMBDA_RESPONSE: hang up.
 * HANGUP and anything else: no actions.
 
-Environment: GREETING_BUCKET (default "demo-prompts") names the bucket that holds the prompts.
+Environment:
+
+* GREETING_BUCKET (default "demo-prompts") names the bucket that holds the prompts.
+* RECORDING_DESTINATION (unset by default): when set, the call is recorded first, both tracks,
+  to this S3 location (``bucket`` or ``bucket/prefix``, as StartCallRecording's
+  ``Destination.Location``); bench/soak.py turns it on.
 """
 
 import json
@@ -28,7 +33,9 @@ def handler(event, context):
 
     if event_type == "NEW_INBOUND_CALL":
         bucket = os.environ.get("GREETING_BUCKET", "demo-prompts")
-        actions = [
+        recording = os.environ.get("RECORDING_DESTINATION")
+        actions = [_start_recording(call_id, recording)] if recording else []
+        actions += [
             _play_audio(call_id, bucket, WELCOME_KEY),
             _play_audio(call_id, bucket, GOODBYE_KEY),
             _hangup(call_id),
@@ -75,6 +82,16 @@ def _play_audio(call_id, bucket, key):
         "Parameters": _with_call_id(
             call_id,
             {"AudioSource": {"Type": "S3", "BucketName": bucket, "Key": key}},
+        ),
+    }
+
+
+def _start_recording(call_id, location):
+    return {
+        "Type": "StartCallRecording",
+        "Parameters": _with_call_id(
+            call_id,
+            {"Track": "BOTH", "Destination": {"Type": "S3", "Location": location}},
         ),
     }
 

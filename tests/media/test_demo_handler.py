@@ -78,6 +78,23 @@ def test_new_inbound_call_bucket_from_environment(monkeypatch):
     assert demo.handler(event("NEW_INBOUND_CALL"), None) == welcome_response("my-prompts")
 
 
+def test_new_inbound_call_records_first_when_a_destination_is_set(monkeypatch):
+    monkeypatch.setenv("GREETING_BUCKET", "my-prompts")
+    monkeypatch.setenv("RECORDING_DESTINATION", "recordings/soak")
+    resp = demo.handler(event("NEW_INBOUND_CALL"), None)
+    assert resp["Actions"][0] == {
+        "Type": "StartCallRecording",
+        "Parameters": {
+            "CallId": CALL_ID,
+            "Track": "BOTH",
+            "Destination": {"Type": "S3", "Location": "recordings/soak"},
+        },
+    }
+    assert resp["Actions"][1:] == welcome_response("my-prompts")["Actions"]
+    monkeypatch.delenv("RECORDING_DESTINATION")
+    assert demo.handler(event("NEW_INBOUND_CALL"), None) == welcome_response("my-prompts")
+
+
 def test_response_is_plain_json():
     resp = demo.handler(event("NEW_INBOUND_CALL"), None)
     assert json.loads(json.dumps(resp)) == resp
