@@ -175,6 +175,7 @@ def scenario(work: Path, hold_s: float) -> Path:
 
 def sipp_cmd(port: int, scenario: Path, *, limit: int, rate: int, period_ms: int, total: int,
              echo: bool = True) -> list[str]:
+    """One of the soak's sipp processes: *limit* calls at a time, *rate* new calls per *period_ms*."""
     media = ["-mp", str(free_port()), "-rtp_echo"] if echo else []
     return ["sipp", f"127.0.0.1:{port}", "-sf", str(scenario), "-s", "+15550100000", "-i", "127.0.0.1",
             "-p", "0", *media, "-m", str(total), "-l", str(limit), "-r", str(rate),
@@ -242,22 +243,24 @@ def has_sound(path: Path) -> tuple[float, float]:
     return tuple(round(float(20 * np.log10(r / 32768)), 1) for r in rms[:2])  # type: ignore[return-value]
 
 
-def check(work: Path, created: int, successful: int, sipp_pid: str, report: dict,
+def check(work: Path, created: dict[str, int], successful: int, report: dict,
           echo: bool = True) -> list[str]:
-    """The nothing-lost checks; returns the failures."""
+    """The nothing-lost checks; returns the failures. *created*: calls created by each sipp (by pid)."""
     failures: list[str] = []
-    pat = re.compile(rf"^(\d+)-{sipp_pid}@")
-    cdrs: dict[int, list[dict]] = {}
+    pat = re.compile(rf"^(\d+)-({'|'.join(created)})@")
+    cdrs: dict[tuple[str, int], list[dict]] = {}
     for f in (work / "data" / "Amazon-Chime-SMADRs").rglob("*.json"):
         rec = json.loads(f.read_text())
         m = pat.match(rec.get("SipCallId", ""))
         if m:
-            cdrs.setdefault(int(m.group(1)), []).append(rec)
-    # INVITEs sipp sent in the last instant that the daemon had not taken in when it was killed
-    # (never answered, nothing to record): the numbers after the last one with a CDR.
-    last = max(cdrs, default=0)
-    in_flight = created - last
-    missing = [n for n in range(1, last + 1) if n not in cdrs]
+            cdrs.setdefault((m.group(2), int(m.group(1))), []).append(rec)
+    # INVITEs a sipp sent in the last instant that the daemon had not taken in when it was killed
+    # (never answered, nothing to record): that sipp's numbers after its last one with a CDR.
+    in_flight, missing = 0, []
+    for pid, n_created in created.items():
+        last = max((n for p, n in cdrs if p == pid), default=0)
+        in_flight += n_created - last
+        missing += [(pid, n) for n in range(1, last + 1) if (pid, n) not in cdrs]
     doubled = [n for n, v in cdrs.items() if len(v) > 1]
     recovered = [v[0] for v in cdrs.values() if v[0].get("HangupSource") == "system"]
     normal = [v[0] for v in cdrs.values() if v[0].get("HangupSource") != "system"]
@@ -368,12 +371,17 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=120.0, help="seconds before RSS must hold (default 120)")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples (default 10)")
     ap.add_argument("--workers", type=int, default=2, help="handler worker processes (default 2)")
+    ap.add_argument("--sipps", type=int, default=0,
+                    help="sipp processes placing the calls (default: one per 250 calls; each echoes RTP "
+                         "in one thread)")
     ap.add_argument("--no-echo", dest="echo", action="store_false",
-                    help="sipp sends no RTP (its -rtp_echo is one thread: at 1000 calls it is the bottleneck); "
-                         "the recordings' caller track is then silence, and not checked for sound")
+                    help="sipp sends no RTP: the recordings' caller track is then silence, and not checked for sound")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--keep", metavar="DIR", help="keep the work directory (recordings, CDRs, logs) in DIR")
     args = ap.parse_args()
+    args.sipps = args.sipps or max(1, -(-args.calls // 250))
+    if not 1 <= args.sipps <= args.calls:
+        ap.error(f"--sipps must be between 1 and --calls ({args.calls})")
     if shutil.which("sipp") is None:
         print("sipp is missing (Debian package sip-tester): run scripts/bootstrap", file=sys.stderr)
         return 2
@@ -393,20 +401,25 @@ def soak(args, work: Path) -> int:
     hold_ms = int(args.hold * 1000)
     total = int(args.calls * (args.minutes * 60 / args.hold + 2))    # more than fit: sipp is stopped
     print(f"soak: {args.calls} concurrent calls held {args.hold} s for {args.minutes} min, recorded; "
-          f"then kill -9 and restart ({os.cpu_count()} cores)", flush=True)
+          f"then kill -9 and restart ({os.cpu_count()} cores, {args.sipps} sipp)", flush=True)
     daemon, url = start_daemon(cfg, work, http_port)
     report: dict = {"args": vars(args)}
-    sipp_dir = work / "sipp"
-    sipp_dir.mkdir()
+    # sipp's -rtp_echo is one thread per process: the calls are spread over --sipps processes
+    shares = [args.calls // args.sipps + (i < args.calls % args.sipps) for i in range(args.sipps)]
+    sipp_dirs = [work / f"sipp{i}" for i in range(args.sipps)]
+    for d in sipp_dirs:
+        d.mkdir()
     if not one_call(port, work / "warm"):
         stop_daemon(daemon)
         print("the warm-up call failed:\n" + (work / "daemon.log").read_text()[-3000:], file=sys.stderr)
         return 1
     sampler = Sampler(daemon.pid, url, args.sample)
     sampler.start()
-    sipp = subprocess.Popen(sipp_cmd(port, scenario(work, args.hold), limit=args.calls, rate=args.calls,
-                                     period_ms=hold_ms, total=total, echo=args.echo),
-                            cwd=sipp_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uac = scenario(work, args.hold)
+    sipps = [subprocess.Popen(sipp_cmd(port, uac, limit=n, rate=n, period_ms=hold_ms,
+                                       total=int(total * n / args.calls) + 1, echo=args.echo),
+                              cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for n, d in zip(shares, sipp_dirs)]
     print(f"{'t s':>6} {'calls':>6} {'RSS MB':>8} {'workers MB':>11} {'fds':>6} {'threads':>8} "
           f"{'media queue':>12} {'media busy':>11}", flush=True)
     shown = 0
@@ -420,7 +433,7 @@ def soak(args, work: Path) -> int:
             print(f"{r['t']:>6} {r['calls']!s:>6} {r['rss_mb']:>8} {r['workers_rss_mb']:>11} {r['fds']:>6} "
                   f"{r['threads']:>8} {r['media_queue']:>12} {busy:>10.0%}", flush=True)
         shown = len(sampler.rows)
-        if daemon.poll() is not None or sipp.poll() is not None:
+        if daemon.poll() is not None or any(p.poll() is not None for p in sipps):
             break
     sampler.stop.set()
     sampler.join()
@@ -428,22 +441,29 @@ def soak(args, work: Path) -> int:
     failures = steady(sampler.rows, args.warmup, report)
     if daemon.poll() is not None:
         print("chimevoice exited during the soak:\n" + (work / "daemon.log").read_text()[-3000:], file=sys.stderr)
-        sipp.kill()
+        for p in sipps:
+            p.kill()
         return 1
 
     # Stop new calls, let the stats settle, then kill -9 with the last calls up.
-    sipp.send_signal(signal.SIGUSR1)
+    for p in sipps:
+        p.send_signal(signal.SIGUSR1)
     time.sleep(2.5)
-    before = last_stats(sipp_dir)
+    before = [last_stats(d) for d in sipp_dirs]
     up = active_calls(url)
     daemon.send_signal(signal.SIGKILL)
     daemon.wait()
     time.sleep(1.5)
-    at_kill = last_stats(sipp_dir)
-    sipp.kill()
-    sipp.wait()
-    created, successful = int(at_kill["TotalCallCreated"]), int(at_kill["SuccessfulCall(C)"])
-    failed_before = int(before.get("FailedCall(C)", 0))
+    at_kill = [last_stats(d) for d in sipp_dirs]
+    for p in sipps:
+        p.kill()
+        p.wait()
+    # Call-IDs are <n>-<sipp pid>@...: the pid in each stats file's name tells the processes apart
+    pids = [re.search(r"_(\d+)_\.csv$", next(d.glob("*_.csv")).name).group(1)  # type: ignore[union-attr]
+            for d in sipp_dirs]
+    by_pid = {pid: int(st["TotalCallCreated"]) for pid, st in zip(pids, at_kill)}
+    created, successful = sum(by_pid.values()), sum(int(st["SuccessfulCall(C)"]) for st in at_kill)
+    failed_before = sum(int(st.get("FailedCall(C)", 0)) for st in before)
     report.update(calls_created=created, calls_completed=successful, calls_failed_before_kill=failed_before,
                   calls_up_at_kill=up)
     print(f"kill -9 with {up} calls up: sipp created {created} calls, {successful} completed, "
@@ -451,7 +471,6 @@ def soak(args, work: Path) -> int:
     if failed_before:
         failures.append(f"{failed_before} calls failed before the kill")
     (work / "daemon.log").rename(work / "daemon-killed.log")
-    sipp_pid = re.search(r"_(\d+)_\.csv$", next(sipp_dir.glob("*_.csv")).name).group(1)  # type: ignore[union-attr]
 
     # Restart: how soon is a new call answered, with the recovery to do?
     t0 = time.monotonic()
@@ -476,7 +495,7 @@ def soak(args, work: Path) -> int:
           f"then {ok}/20 calls ok", flush=True)
     if ok != 20:
         failures.append(f"{bad} of 20 calls after the restart failed")
-    failures += check(work, created, successful, sipp_pid, report, echo=args.echo)
+    failures += check(work, by_pid, successful, report, echo=args.echo)
     keys = ("cdrs", "cdrs_missing", "cdrs_doubled", "cdrs_ended_normally", "cdrs_recovered",
             "completed_with_recovered_cdr", "invites_in_flight_at_kill", "recordings",
             "recordings_missing", "cut_before_recording_started", "recordings_invalid", "recordings_short",

@@ -67,3 +67,20 @@ def test_soak_worker_check_measures_each_worker_from_when_it_has_started():
     failures = soak.steady(_rows({1: steady_w, 2: growing}), 12, report)
     assert any("handler workers' RSS moved" in f for f in failures), failures
     assert report["workers_rss_drift_pct"] > 5
+
+
+def test_soak_cdr_check_counts_each_sipp_process_on_its_own(tmp_path):
+    """Call-IDs are <n>-<sipp pid>@host: a gap in one sipp's numbers is a lost CDR, the numbers
+    after a sipp's last CDR are INVITEs in flight at the kill, whatever the other sipps reached."""
+    soak = _soak_module()
+    cdr_dir = tmp_path / "data" / "Amazon-Chime-SMADRs"
+    cdr_dir.mkdir(parents=True)
+    (tmp_path / "recordings").mkdir()
+    for pid, numbers in (("111", (1, 2, 3)), ("222", (1, 3))):
+        for n in numbers:
+            (cdr_dir / f"{pid}-{n}.json").write_text(json.dumps(
+                {"SipCallId": f"{n}-{pid}@127.0.0.1", "TransactionId": f"t-{pid}-{n}", "HangupSource": "application"}))
+    report = {}
+    failures = soak.check(tmp_path, {"111": 4, "222": 3}, 5, report, echo=False)
+    assert report["cdrs"] == 5 and report["cdrs_missing"] == 1 and report["invites_in_flight_at_kill"] == 1
+    assert any("1 calls without a CDR (first: [('222', 2)])" in f for f in failures), failures
