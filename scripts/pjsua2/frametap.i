@@ -39,7 +39,7 @@ class FrameTap : public pj::AudioMedia
 {
 public:
     FrameTap() : pool_(NULL), created_(false), capture_(true), spf_bytes_(320),
-                 cap_max_(32000), out_max_(32000), out_pos_(0),
+                 cap_max_(32000), cap_pos_(0), out_max_(32000), out_pos_(0),
                  dropped_(0), underruns_(0), captured_(0)
     {
         std::memset(&port_, 0, sizeof(port_));
@@ -84,11 +84,14 @@ public:
     PyObject *read()
     {
         std::string out;
+        size_t from = 0;
         {
             std::lock_guard<std::mutex> lock(mu_);
             out.swap(cap_);
+            from = cap_pos_;
+            cap_pos_ = 0;
         }
-        return PyBytes_FromStringAndSize(out.data(), (Py_ssize_t)out.size());
+        return PyBytes_FromStringAndSize(out.data() + from, (Py_ssize_t)(out.size() - from));
     }
 
     /* Queue PCM to play out; returns the number of bytes accepted (the rest is
@@ -132,8 +135,10 @@ public:
     {
         std::lock_guard<std::mutex> lock(mu_);
         capture_ = on;
-        if (!on)
+        if (!on) {
             cap_.clear();
+            cap_pos_ = 0;
+        }
     }
 
     unsigned long long droppedBytes() { std::lock_guard<std::mutex> l(mu_); return dropped_; }
@@ -150,13 +155,23 @@ private:
         size_t n = self->spf_bytes_;
         if (frame->type == PJMEDIA_FRAME_TYPE_AUDIO && frame->size > 0)
             n = frame->size;
-        if (self->cap_.size() + n > self->cap_max_) {
-            /* Nobody read for too long: drop the oldest audio, keep the newest. */
-            size_t cut = self->cap_.size() + n - self->cap_max_;
-            if (cut > self->cap_.size())
-                cut = self->cap_.size();
-            self->cap_.erase(0, cut);
+        size_t have = self->cap_.size() - self->cap_pos_;
+        if (have + n > self->cap_max_) {
+            /* Nobody read for too long: drop the oldest audio, keep the newest. The drop
+               moves a start offset; the dead front is cut off once it is half the buffer,
+               so a full tap costs the clock thread O(1) per frame. (Erasing the front on
+               every frame memmoved the whole buffer: with the pjsua2 thread late to read,
+               2,000 full taps kept the conference clock busy, holding the bridge mutex the
+               pjsua2 thread waited for to read them, and the daemon never recovered.) */
+            size_t cut = have + n - self->cap_max_;
+            if (cut > have)
+                cut = have;
+            self->cap_pos_ += cut;
             self->dropped_ += cut;
+        }
+        if (self->cap_pos_ > 0 && self->cap_pos_ >= self->cap_.size() / 2) {
+            self->cap_.erase(0, self->cap_pos_);
+            self->cap_pos_ = 0;
         }
         if (frame->type == PJMEDIA_FRAME_TYPE_AUDIO && frame->size > 0)
             self->cap_.append((const char *)frame->buf, frame->size);
@@ -205,6 +220,7 @@ private:
     bool capture_;
     size_t spf_bytes_;
     size_t cap_max_;
+    size_t cap_pos_;            /* start of the audio not yet read in cap_ (before: dropped) */
     size_t out_max_;
     std::string cap_;
     std::string out_;
