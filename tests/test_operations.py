@@ -45,7 +45,7 @@ WATCHDOG_USEC = 600_000
 
 # -- a bare SIP UAC: one INVITE per UDP socket, the final response and its headers ----------------
 
-def _invite(sock: socket.socket, port: int, user: str) -> tuple[str, str]:
+def _invite(sock: socket.socket, port: int, user: str, extra: str = "") -> tuple[str, str]:
     host, lport = sock.getsockname()
     call_id, branch = uuid.uuid4().hex, "z9hG4bK" + uuid.uuid4().hex[:16]
     sdp = (f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
@@ -54,7 +54,7 @@ def _invite(sock: socket.socket, port: int, user: str) -> tuple[str, str]:
             f"Via: SIP/2.0/UDP {host}:{lport};branch={branch};rport\r\n"
             f"From: <sip:+15105550101@{host}>;tag=t{call_id[:8]}\r\nTo: <sip:{user}@127.0.0.1>\r\n"
             f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:uac@{host}:{lport}>\r\nMax-Forwards: 70\r\n"
-            f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n")
+            f"{extra}Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n")
     sock.sendto((head + sdp).encode(), ("127.0.0.1", port))
     return call_id, branch
 
@@ -80,16 +80,16 @@ def _final(sock: socket.socket, port: int, user: str, branch: str, timeout: floa
         return status, headers
 
 
-def flood(port: int, user: str, sources: list[str]) -> list[tuple[int, dict]]:
+def flood(port: int, user: str, sources: list[str], extra: str = "") -> list[tuple[int, dict]]:
     """One INVITE from each address of *sources* (repeats allowed), all sent before any answer
-    is read; the final responses in the same order."""
+    is read; the final responses in the same order. *extra*: header lines to add (CRLF-ended)."""
     socks = []
     for src in sources:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((src, 0))
         socks.append(s)
     try:
-        sent = [_invite(s, port, user) for s in socks]
+        sent = [_invite(s, port, user, extra) for s in socks]
         return [_final(s, port, user, branch) for s, (_, branch) in zip(socks, sent)]
     finally:
         for s in socks:
@@ -216,6 +216,19 @@ def test_a_flood_from_one_source_is_refused_with_503_and_retry_after(daemon):
     assert [s for s, _ in flood(daemon.port, NO_RULE, ["127.0.0.4"])] == [403]    # other sources are served
     daemon.wait_log("call_refused", cause="source_rate", stage="sip_gate")    # before pjsua made a call
     assert metric(metrics(daemon), "admission_refusals_total", cause="source_rate") >= 5
+
+
+def test_a_forged_hairpin_header_does_not_pass_the_gate(daemon):
+    """The signed header of a bridge to ourselves passes the C gate only from our own address;
+    from a caller's, forged, it is counted like any INVITE: the 503s come from the gate, before
+    pjsua makes a call (only the burst's INVITEs reach the manager)."""
+    time.sleep(1.2)                                 # the buckets are full, a refusal is logged again
+    mark = len(daemon.logs())
+    forged = "X-Chimevoice-Hairpin: 6f1c;sma=;sig=0123456789abcdef0123456789abcdef\r\n"
+    codes = [status for status, _ in flood(daemon.port, NO_RULE, ["127.0.0.6"] * 8, extra=forged)]
+    assert codes.count(403) == 3 and codes.count(503) == 5, codes
+    refused = wait_new_log(daemon, mark, "call_refused", cause="source_rate")
+    assert refused["stage"] == "sip_gate", refused
 
 
 def test_above_the_daemon_wide_rate_new_invites_get_503(daemon):

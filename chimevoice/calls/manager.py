@@ -128,7 +128,7 @@ class CallManager:
             accepting=self._accepting, draining_retry_after_s=DRAINING_RETRY_AFTER_S,
             max_calls_per_second=lim.max_calls_per_second, burst=lim.burst,
             per_source_rate=lim.per_source_rate, per_source_burst=lim.per_source_burst,
-            bypass_header=HAIRPIN_HEADER))
+            bypass_header=HAIRPIN_HEADER, bypass_source=self.dialer.local[0].strip("[]")))
 
     @property
     def media(self) -> Any:

@@ -237,8 +237,14 @@ class ConfigureGate:
     """One source's bucket size."""
 
     bypass_header: str
-    """INVITEs carrying this header pass uncounted, for the manager to check (the signed
-    hairpin header of a bridge to ourselves: only the manager can verify it)."""
+    """INVITEs carrying this header from :attr:`bypass_source` pass uncounted, for the
+    manager to check (the signed hairpin header of a bridge to ourselves: only the manager
+    can verify it)."""
+
+    bypass_source: str
+    """The one source address (no port, IPv6 without brackets) whose INVITEs may bypass the
+    gate with :attr:`bypass_header`: where our own hairpin calls come from. From any other
+    address the header is counted like any INVITE."""
 
 
 @dataclass(frozen=True, slots=True)

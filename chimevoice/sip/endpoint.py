@@ -809,7 +809,8 @@ class _Core:
     def _cmd_configure_gate(self, cmd: sc.ConfigureGate) -> None:
         status = self.pj.gateConfigure(
             cmd.accepting, cmd.draining_retry_after_s, float(cmd.max_calls_per_second or 0.0), float(cmd.burst),
-            float(cmd.per_source_rate or 0.0), float(cmd.per_source_burst), cmd.bypass_header)
+            float(cmd.per_source_rate or 0.0), float(cmd.per_source_burst), cmd.bypass_header,
+            cmd.bypass_source)
         if status != 0:
             raise RuntimeError(f"gateConfigure failed: status {status}")
         self.gate = cmd
@@ -828,12 +829,14 @@ class _Core:
         self._gate_total, self._gate_counts = total, counts
         self.post(ev.GateRefusals("", delta, _text(r.lastSource), _text(r.lastCallId), int(r.lastRetryAfter)))
 
-    def _gated(self, headers: dict[str, list[str]]) -> bool:
-        """Did the gate check this INVITE (it did unless off or bypassed by the header)?"""
+    def _gated(self, headers: dict[str, list[str]], source: str) -> bool:
+        """Did the gate check this INVITE (it did unless off, or bypassed by the header from
+        the bypass source)?"""
         gate = self.gate
         if gate is None or (gate.max_calls_per_second is None and gate.per_source_rate is None):
             return False
-        return not (gate.bypass_header and gate.bypass_header.lower() in headers)
+        return not (gate.bypass_header and gate.bypass_header.lower() in headers
+                    and source == gate.bypass_source)
 
     _dispatch: dict[type, Callable[[_Core, Any], None]] = {
         sc.Ring: _cmd_ring, sc.Answer: _cmd_answer, sc.Reject: _cmd_reject,
@@ -881,7 +884,7 @@ class _Core:
             from_uri=first("from"), to_uri=first("to"), sip_call_id=first("call-id"),
             headers=headers, sip_headers=chime_sip_headers(text), srtp_offered=offers_srtp(body),
             short_body=body_shorter_than_declared(raw, headers.get("content-length", [""])[0]),
-            gated=self._gated(headers),
+            gated=self._gated(headers, host),
         ))
 
     def media_state(self, call: _Call) -> None:

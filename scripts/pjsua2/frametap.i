@@ -525,8 +525,9 @@ int unpinClosedDialogTransport(int call_id, int listener_tid)
  * draining, its source is locked out (wrong digest credentials, told by the manager), the
  * source's own token bucket is empty, or the daemon-wide bucket is: the checks and their
  * order are those of sip_rules/admission.py, which stays the specification (and the check
- * for INVITEs that bypass the gate: those carrying the bypass header, the signed hairpin of
- * a bridge to ourselves, which only the manager can verify).
+ * for INVITEs that bypass the gate: those carrying the bypass header from the bypass source,
+ * the signed hairpin of a bridge to ourselves, which only the manager can verify; the header
+ * from any other address is counted like any INVITE, so forging it buys a flood nothing).
  *
  * Everything runs on the thread that polls pjsip (the pjsua2 thread: threadCnt 0); the
  * mutex only makes that assumption harmless. The module and its state are process-wide,
@@ -547,7 +548,8 @@ struct GateState {
     double src_rate = 0.0, src_burst = 0.0;         /* src_rate 0: per-source check off */
     std::unordered_map<std::string, GateBucket> sources;
     std::unordered_map<std::string, double> locked;  /* source -> locked until */
-    std::string bypass;                             /* header name that passes uncounted */
+    std::string bypass;                             /* header name that passes uncounted ... */
+    std::string bypass_source;                      /* ... from this address only (our own) */
     unsigned long long refused[4] = {0, 0, 0, 0};   /* draining, auth_lockout, source_rate, rate */
     unsigned long long passed = 0;
     std::string last_source, last_call_id;
@@ -621,13 +623,13 @@ static pj_bool_t gate_on_rx_request(pjsip_rx_data *rd)
     std::lock_guard<std::mutex> lock(g.mu);
     if (!g.accepting)
         return gate_refuse(rd, 0, g.draining_retry_after);
-    if (!g.bypass.empty()) {
+    std::string src(rd->pkt_info.src_name);
+    if (!g.bypass.empty() && src == g.bypass_source) {
         pj_str_t name = pj_str((char *)g.bypass.c_str());
         if (pjsip_msg_find_hdr_by_name(msg, &name, NULL))
             return PJ_FALSE;
     }
     double now = gate_now();
-    std::string src(rd->pkt_info.src_name);
     auto lk = g.locked.find(src);
     if (lk != g.locked.end()) {
         if (lk->second > now)
@@ -680,10 +682,12 @@ static pjsip_module g_gate_module = {
 
 /* Set the gate's limits (0 switches a rate check off; buckets start full) and whether new
    calls are accepted (else: 503, Retry-After draining_retry_after). bypass: a header name
-   whose INVITEs pass uncounted ("" none). Registers the module on first use. Call on the
-   pjsua2 thread after libInit. Returns a pj_status_t. */
+   whose INVITEs from bypass_source (an address as pjsip prints it, no port) pass uncounted
+   ("" none). Registers the module on first use. Call on the pjsua2 thread after libInit.
+   Returns a pj_status_t. */
 int gateConfigure(bool accepting, int draining_retry_after, double rate, double burst,
-                  double source_rate, double source_burst, const std::string &bypass)
+                  double source_rate, double source_burst, const std::string &bypass,
+                  const std::string &bypass_source)
 {
     GateState &g = g_gate;
     {
@@ -702,6 +706,7 @@ int gateConfigure(bool accepting, int draining_retry_after, double rate, double 
             g.sources.clear();
         }
         g.bypass = bypass;
+        g.bypass_source = bypass_source;
     }
     if (!g.registered) {
         pj_status_t status = pjsip_endpt_register_module(pjsua_get_pjsip_endpt(), &g_gate_module);
@@ -818,7 +823,8 @@ struct GateReport {
     int lastRetryAfter;
 };
 int gateConfigure(bool accepting, int draining_retry_after, double rate, double burst,
-                  double source_rate, double source_burst, const std::string &bypass);
+                  double source_rate, double source_burst, const std::string &bypass,
+                  const std::string &bypass_source);
 void gateLockSource(const std::string &source, double seconds);
 GateReport gateReport();
 unsigned long long gateRefusedTotal();
