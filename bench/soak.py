@@ -125,9 +125,18 @@ class Sampler(threading.Thread):
                               "fds": count(f"/proc/{self.pid}/fd"), "threads": count(f"/proc/{self.pid}/task"),
                               "calls": int(g["calls_active"]) if "calls_active" in g else None,
                               "media_queue": int(g.get("media_queue_commands", -1)),
-                              "media_busy_s": g.get("media_worker_busy_seconds")})
+                              "media_busy_s": g.get("media_worker_busy_seconds"),
+                              "recordings_open": g.get("recordings_open"),
+                              "recordings_closing": g.get("recordings_closing"),
+                              "py_blocks": g.get("python_allocated_blocks"), "tasks": g.get("asyncio_tasks"),
+                              "malloc_in_use_mb": round(g.get("malloc_in_use_bytes", 0) / 1e6, 1),
+                              "malloc_held_mb": round(g.get("malloc_held_bytes", 0) / 1e6, 1)})
             if self.stop.wait(self.every):
                 return
+
+
+def _n(value: float | None) -> str:
+    return "-" if value is None else str(int(value))
 
 
 def config(work: Path, port: int, workers: int, echo: bool = True) -> dict:
@@ -421,7 +430,8 @@ def soak(args, work: Path) -> int:
                               cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for n, d in zip(shares, sipp_dirs)]
     print(f"{'t s':>6} {'calls':>6} {'RSS MB':>8} {'workers MB':>11} {'fds':>6} {'threads':>8} "
-          f"{'media queue':>12} {'media busy':>11}", flush=True)
+          f"{'media queue':>12} {'media busy':>11} {'rec open':>9} {'rec closing':>12} {'py blocks':>10} "
+          f"{'tasks':>6} {'malloc used':>12} {'malloc held':>12}", flush=True)
     shown = 0
     deadline = time.monotonic() + args.minutes * 60
     while time.monotonic() < deadline:
@@ -431,7 +441,9 @@ def soak(args, work: Path) -> int:
             busy = ((r["media_busy_s"] or 0) - (prev["media_busy_s"] or 0)) / max(1e-9, r["t"] - prev["t"]) \
                 if i else 0.0
             print(f"{r['t']:>6} {r['calls']!s:>6} {r['rss_mb']:>8} {r['workers_rss_mb']:>11} {r['fds']:>6} "
-                  f"{r['threads']:>8} {r['media_queue']:>12} {busy:>10.0%}", flush=True)
+                  f"{r['threads']:>8} {r['media_queue']:>12} {busy:>10.0%} {_n(r['recordings_open']):>9} "
+                  f"{_n(r['recordings_closing']):>12} {_n(r['py_blocks']):>10} {_n(r['tasks']):>6} "
+                  f"{r['malloc_in_use_mb']:>12} {r['malloc_held_mb']:>12}", flush=True)
         shown = len(sampler.rows)
         if daemon.poll() is not None or any(p.poll() is not None for p in sipps):
             break

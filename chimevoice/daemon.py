@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import ipaddress
 import signal
+import sys
 from pathlib import Path
 
 import structlog
@@ -367,12 +368,18 @@ class Daemon:
     async def _start_http(self, manager: CallManager, listeners: list[tuple[str, str, int]] | None = None):
         from aiohttp import web
 
+        from .malloc import malloc_usage
         from .status import StatusService, add_routes
 
         async def metrics(_request):
             if manager.media is not None:
                 for name, value in manager.media.stats().items():
                     self.metrics.gauge(name, value)
+            # what the interpreter holds: a leak of Python objects or of tasks shows here first
+            self.metrics.gauge("python_allocated_blocks", sys.getallocatedblocks())
+            self.metrics.gauge("asyncio_tasks", len(asyncio.all_tasks()))
+            for name, value in malloc_usage().items():
+                self.metrics.gauge(name, value)
             return web.Response(text=self.metrics.render(), content_type="text/plain")
 
         async def health(_request):

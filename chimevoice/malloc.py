@@ -62,3 +62,23 @@ def tune_malloc(env: Mapping[str, str] | None = None) -> MallocTuning:
         if "MALLOC_TRIM_THRESHOLD_" not in env:
             mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     return MallocTuning(True, arena, mmap)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def malloc_usage() -> dict[str, int]:
+    """glibc's ``mallinfo2()`` over all arenas, for /metrics: ``malloc_in_use_bytes`` (what is
+    allocated, mapped blocks included) and ``malloc_held_bytes`` (what the arenas and mapped
+    blocks hold from the system). In use growing is a leak; held growing while in use stays is
+    fragmentation. {} off glibc (or before 2.33)."""
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    fn.restype = _MallInfo2
+    info = fn()
+    return {"malloc_in_use_bytes": info.uordblks + info.hblkhd, "malloc_held_bytes": info.arena + info.hblkhd}

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import yaml
 
 from chimevoice.media.analysis import goertzel_power
 from chimevoice.media.audio import read_pcm
+from tests.support.bare_uac import flood
 from tests.support.harness import (
     APP_A,
     APP_B,
@@ -41,59 +41,6 @@ LONG = "+15550100008"          # scripted.py: a 1000 Hz tone, 30 x 1 s; the call
 TONE_THEN_HANGUP = "+15550100005"  # scripted.py: a tone, then the handler hangs up
 NO_RULE = "+15550100099"       # on the trunk, no SIP rule: 404 once admitted
 WATCHDOG_USEC = 600_000
-
-
-# -- a bare SIP UAC: one INVITE per UDP socket, the final response and its headers ----------------
-
-def _invite(sock: socket.socket, port: int, user: str, extra: str = "") -> tuple[str, str]:
-    host, lport = sock.getsockname()
-    call_id, branch = uuid.uuid4().hex, "z9hG4bK" + uuid.uuid4().hex[:16]
-    sdp = (f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-           f"m=audio {lport + 1} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
-    head = (f"INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {host}:{lport};branch={branch};rport\r\n"
-            f"From: <sip:+15105550101@{host}>;tag=t{call_id[:8]}\r\nTo: <sip:{user}@127.0.0.1>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:uac@{host}:{lport}>\r\nMax-Forwards: 70\r\n"
-            f"{extra}Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n")
-    sock.sendto((head + sdp).encode(), ("127.0.0.1", port))
-    return call_id, branch
-
-
-def _final(sock: socket.socket, port: int, user: str, branch: str, timeout: float = 5.0) -> tuple[int, dict]:
-    sock.settimeout(timeout)
-    while True:
-        data = sock.recv(65535).decode(errors="replace")
-        status = int(data.split(" ", 2)[1])
-        headers = {}
-        for line in data.split("\r\n\r\n")[0].split("\r\n")[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if status < 200:
-            continue
-        if status >= 300:          # ACK the refusal, as a UAC must (no retransmissions)
-            host, lport = sock.getsockname()
-            ack = (f"ACK sip:{user}@127.0.0.1:{port} SIP/2.0\r\n"
-                   f"Via: SIP/2.0/UDP {host}:{lport};branch={branch};rport\r\n"
-                   f"From: {headers['from']}\r\nTo: {headers['to']}\r\nCall-ID: {headers['call-id']}\r\n"
-                   f"CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-            sock.sendto(ack.encode(), ("127.0.0.1", port))
-        return status, headers
-
-
-def flood(port: int, user: str, sources: list[str], extra: str = "") -> list[tuple[int, dict]]:
-    """One INVITE from each address of *sources* (repeats allowed), all sent before any answer
-    is read; the final responses in the same order. *extra*: header lines to add (CRLF-ended)."""
-    socks = []
-    for src in sources:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((src, 0))
-        socks.append(s)
-    try:
-        sent = [_invite(s, port, user, extra) for s in socks]
-        return [_final(s, port, user, branch) for s, (_, branch) in zip(socks, sent)]
-    finally:
-        for s in socks:
-            s.close()
 
 
 # -- the daemon ---------------------------------------------------------------------------------
@@ -257,6 +204,17 @@ def test_at_the_concurrency_cap_new_calls_are_refused_and_the_live_one_keeps_its
     assert goertzel_power(tail, rate, 1000) > 100 * goertzel_power(tail, rate, 400) and np.abs(tail).max() > 2000
     daemon.wait_log("call_refused", cause="concurrency")
     assert metric(metrics(daemon), "admission_refusals_total", cause="concurrency") >= 1
+
+
+def test_metrics_show_what_the_process_holds(daemon):
+    """The gauges a memory hunt starts from: Python's small-object blocks, asyncio tasks, glibc's
+    bytes in use and held, recordings waiting for their close (none when idle)."""
+    text = metrics(daemon)
+    assert metric(text, "python_allocated_blocks") > 10_000
+    assert metric(text, "asyncio_tasks") >= 1
+    used, held = metric(text, "malloc_in_use_bytes"), metric(text, "malloc_held_bytes")
+    assert 1e6 < used <= held, (used, held)
+    assert "chimevoice_recordings_closing 0" in text.splitlines()
 
 
 def test_rtp_statistics_per_direction_are_on_metrics(daemon):

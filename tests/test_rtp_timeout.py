@@ -5,15 +5,13 @@ holds the call with ``a=inactive``, keeps it. A bare SIP UAC over real UDP on lo
 real RTP packets (or none)."""
 from __future__ import annotations
 
-import socket
-import struct
 import threading
 import time
-import uuid
 
 import pytest
 import yaml
 
+from tests.support.bare_uac import BareUac
 from tests.support.harness import (
     APP_A,
     free_port,
@@ -45,115 +43,6 @@ def daemon(tmp_path_factory):
     d.start()
     yield d
     d.stop()
-
-
-def _sdp(host: str, port: int, direction: str = "sendrecv", version: int = 1) -> str:
-    return (f"v=0\r\no=- 1 {version} IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-            f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={direction}\r\n")
-
-
-def _parse(data: bytes) -> tuple[str, dict[str, str], str]:
-    text = data.decode(errors="replace")
-    head, _, body = text.partition("\r\n\r\n")
-    lines = head.split("\r\n")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), value.strip())
-    return lines[0], headers, body
-
-
-class BareUac:
-    """One call from a UDP socket: INVITE, ACK, re-INVITE, BYE, and an answer to the daemon's BYE."""
-
-    def __init__(self, port: int, user: str) -> None:
-        self.port, self.user = port, user
-        self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sip.bind(("127.0.0.1", 0))
-        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.rtp.bind(("127.0.0.1", 0))
-        self.host, self.lport = self.sip.getsockname()
-        self.call_id = uuid.uuid4().hex
-        self.from_tag = "t" + self.call_id[:8]
-        self.to = ""
-        self.cseq = 1
-        self.remote_rtp: tuple[str, int] | None = None
-        self.byes: list[tuple[float, dict[str, str]]] = []
-        self.sending = threading.Event()
-        self.closed = False
-
-    def _request(self, method: str, body: str = "", cseq: int | None = None) -> str:
-        branch = "z9hG4bK" + uuid.uuid4().hex[:16]
-        to = self.to or f"<sip:{self.user}@127.0.0.1>"
-        ctype = "Content-Type: application/sdp\r\n" if body else ""
-        msg = (f"{method} sip:{self.user}@127.0.0.1:{self.port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP {self.host}:{self.lport};branch={branch};rport\r\n"
-               f"From: <sip:+15105550101@{self.host}>;tag={self.from_tag}\r\nTo: {to}\r\n"
-               f"Call-ID: {self.call_id}\r\nCSeq: {cseq or self.cseq} {method}\r\n"
-               f"Contact: <sip:uac@{self.host}:{self.lport}>\r\nMax-Forwards: 70\r\n"
-               f"{ctype}Content-Length: {len(body)}\r\n\r\n{body}")
-        self.sip.sendto(msg.encode(), ("127.0.0.1", self.port))
-        return branch
-
-    def _final(self, method: str, timeout: float = 10.0) -> tuple[int, dict[str, str], str]:
-        self.sip.settimeout(timeout)
-        while True:
-            start, headers, body = _parse(self.sip.recv(65535))
-            if start.startswith("SIP/2.0") and headers.get("cseq", "").endswith(method):
-                status = int(start.split(" ", 2)[1])
-                if status >= 200:
-                    return status, headers, body
-
-    def invite(self, direction: str = "sendrecv") -> None:
-        """INVITE (or re-INVITE once answered) and the ACK of its 200."""
-        version = self.cseq
-        self._request("INVITE", _sdp(self.host, self.rtp.getsockname()[1], direction, version))
-        status, headers, body = self._final("INVITE")
-        assert status == 200, (status, headers)
-        self.to = headers["to"]
-        for line in body.split("\r\n"):
-            if line.startswith("m=audio "):
-                self.remote_rtp = ("127.0.0.1", int(line.split()[1]))
-        self._request("ACK", cseq=self.cseq)
-        self.cseq += 1
-
-    def send_rtp(self, seconds: float) -> None:
-        """PCMU packets every 20 ms for *seconds*, from the offered port."""
-        assert self.remote_rtp is not None
-        seq, ts, ssrc = 1, 0, 0x1234ABCD
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.rtp.sendto(struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, ts, ssrc) + b"\xff" * 160, self.remote_rtp)
-            seq, ts = seq + 1, ts + 160
-            time.sleep(0.02)
-
-    def watch_for_bye(self, seconds: float) -> list[tuple[float, dict[str, str]]]:
-        """Read the SIP socket for *seconds*; answer a BYE from the daemon with 200 OK."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.sip.settimeout(max(0.01, end - time.monotonic()))
-            try:
-                data = self.sip.recv(65535)
-            except (TimeoutError, socket.timeout):
-                break
-            start, headers, _ = _parse(data)
-            if start.startswith("BYE "):
-                self.byes.append((time.monotonic(), headers))
-                ok = (f"SIP/2.0 200 OK\r\nVia: {headers['via']}\r\nFrom: {headers['from']}\r\n"
-                      f"To: {headers['to']}\r\nCall-ID: {headers['call-id']}\r\nCSeq: {headers['cseq']}\r\n"
-                      "Content-Length: 0\r\n\r\n")
-                self.sip.sendto(ok.encode(), ("127.0.0.1", self.port))
-                return self.byes
-        return self.byes
-
-    def bye(self) -> int:
-        self._request("BYE")
-        status, _, _ = self._final("BYE")
-        return status
-
-    def close(self) -> None:
-        self.sip.close()
-        self.rtp.close()
 
 
 def _cdr(d, sip_call_id: str, timeout: float = 10.0) -> dict:

@@ -253,6 +253,8 @@ class MediaWorker:
         # Finished recordings are closed here (header, fsync, rename, fsync of the directory),
         # not on the media thread: a wave of hangups would stall every leg's audio behind fsyncs.
         self._closer: ThreadPoolExecutor | None = None
+        self._closing = 0               # handed to the closers, not yet final (a gauge)
+        self._closing_lock = threading.Lock()
         self.frames_processed = 0
         self.busy_s = 0.0
 
@@ -286,7 +288,8 @@ class MediaWorker:
                 "media_legs_tapped": len(self._taps),
                 "media_inband_detectors": sum(1 for leg in legs if leg.inband is not None),
                 "media_voice_focus_legs": sum(1 for leg in legs if leg.focus is not None and leg.focus.enabled),
-                "recordings_open": sum(len(leg.recordings) for leg in legs)}
+                "recordings_open": sum(len(leg.recordings) for leg in legs),
+                "recordings_closing": self._closing}
 
     # -- inputs (any thread) ----------------------------------------------------------
     def send(self, cmd: MediaCommand) -> None:
@@ -506,6 +509,8 @@ class MediaWorker:
                 rec.writer.append(rest)
                 rec.written += len(rest)
         if self._closer is not None:
+            with self._closing_lock:
+                self._closing += 1
             self._closer.submit(self._close, leg.leg_id, rec, reason)
         else:
             self._close(leg.leg_id, rec, reason)
@@ -519,6 +524,9 @@ class MediaWorker:
             log.exception("recording_close_failed", leg_id=leg_id, path=str(rec.path))
             self._post(RecordingStopped(leg_id, rec.record_id, reason, str(rec.path), rec.written / RATE,
                                         "internal error"))
+        finally:
+            with self._closing_lock:
+                self._closing -= 1
 
     def _close_file(self, leg_id: str, rec: _Recording, reason: str) -> None:
         error = None
