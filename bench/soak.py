@@ -130,7 +130,9 @@ class Sampler(threading.Thread):
                               "recordings_closing": g.get("recordings_closing"),
                               "py_blocks": g.get("python_allocated_blocks"), "tasks": g.get("asyncio_tasks"),
                               "malloc_in_use_mb": round(g.get("malloc_in_use_bytes", 0) / 1e6, 1),
-                              "malloc_held_mb": round(g.get("malloc_held_bytes", 0) / 1e6, 1)})
+                              "malloc_held_mb": round(g.get("malloc_held_bytes", 0) / 1e6, 1),
+                              "conf_ports": g.get("sip_conference_ports"), "sip_legs": g.get("sip_legs"),
+                              "players": g.get("sip_players")})
             if self.stop.wait(self.every):
                 return
 
@@ -431,7 +433,7 @@ def soak(args, work: Path) -> int:
              for n, d in zip(shares, sipp_dirs)]
     print(f"{'t s':>6} {'calls':>6} {'RSS MB':>8} {'workers MB':>11} {'fds':>6} {'threads':>8} "
           f"{'media queue':>12} {'media busy':>11} {'rec open':>9} {'rec closing':>12} {'py blocks':>10} "
-          f"{'tasks':>6} {'malloc used':>12} {'malloc held':>12}", flush=True)
+          f"{'tasks':>6} {'malloc used':>12} {'malloc held':>12} {'ports':>6} {'legs':>5} {'players':>8}", flush=True)
     shown = 0
     deadline = time.monotonic() + args.minutes * 60
     while time.monotonic() < deadline:
@@ -443,7 +445,8 @@ def soak(args, work: Path) -> int:
             print(f"{r['t']:>6} {r['calls']!s:>6} {r['rss_mb']:>8} {r['workers_rss_mb']:>11} {r['fds']:>6} "
                   f"{r['threads']:>8} {r['media_queue']:>12} {busy:>10.0%} {_n(r['recordings_open']):>9} "
                   f"{_n(r['recordings_closing']):>12} {_n(r['py_blocks']):>10} {_n(r['tasks']):>6} "
-                  f"{r['malloc_in_use_mb']:>12} {r['malloc_held_mb']:>12}", flush=True)
+                  f"{r['malloc_in_use_mb']:>12} {r['malloc_held_mb']:>12} {_n(r['conf_ports']):>6} "
+                  f"{_n(r['sip_legs']):>5} {_n(r['players']):>8}", flush=True)
         shown = len(sampler.rows)
         if daemon.poll() is not None or any(p.poll() is not None for p in sipps):
             break

@@ -378,6 +378,9 @@ class Daemon:
             # what the interpreter holds: a leak of Python objects or of tasks shows here first
             self.metrics.gauge("python_allocated_blocks", sys.getallocatedblocks())
             self.metrics.gauge("asyncio_tasks", len(asyncio.all_tasks()))
+            sip_stats = getattr(manager.services.sip, "stats", None)
+            for name, value in (sip_stats() if callable(sip_stats) else {}).items():
+                self.metrics.gauge(name, value)
             for name, value in malloc_usage().items():
                 self.metrics.gauge(name, value)
             return web.Response(text=self.metrics.render(), content_type="text/plain")

@@ -215,6 +215,9 @@ def test_metrics_show_what_the_process_holds(daemon):
     used, held = metric(text, "malloc_in_use_bytes"), metric(text, "malloc_held_bytes")
     assert 1e6 < used <= held, (used, held)
     assert "chimevoice_recordings_closing 0" in text.splitlines()
+    # the pjsua2 thread's own counts: the bridge has at least its master port; no call is up
+    assert metric(text, "sip_conference_ports") >= 1
+    assert "chimevoice_sip_legs 0" in text.splitlines() and "chimevoice_sip_players 0" in text.splitlines()
 
 
 def test_rtp_statistics_per_direction_are_on_metrics(daemon):

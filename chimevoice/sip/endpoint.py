@@ -109,6 +109,7 @@ class SipEndpoint:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
+        self._core: _Core | None = None
         self.bound: list[tuple[str, str, int]] = []
 
     # -- lifecycle -------------------------------------------------------
@@ -134,6 +135,12 @@ class SipEndpoint:
         """The pjsua2 thread is running (the watchdog pings only while it is)."""
         return self._thread is not None and self._thread.is_alive()
 
+    def stats(self) -> dict[str, float]:
+        """Gauges for /metrics, as the pjsua2 thread counted them at its last RTP round (a
+        snapshot of plain numbers: reading them takes no pjsua call off its thread)."""
+        core = self._core
+        return dict(core.counts) if core is not None else {}
+
     # -- commands (any thread) -------------------------------------------
     def send(self, cmd: sc.SipCommand) -> None:
         """Hand a command to the pjsua2 thread (returns at once; results come as events)."""
@@ -146,6 +153,7 @@ class SipEndpoint:
             core = _Core(self._settings, self._post, self._commands, self._on_audio)
             core.create()
             self.bound = core.bound
+            self._core = core
         except BaseException as exc:  # noqa: BLE001 - reported to start()
             self._start_error = exc
             self._started.set()
@@ -170,6 +178,7 @@ class _Core:
         self.commands = commands
         self.calls: dict[str, _Call] = {}
         self.players: dict[tuple[str, str], _Playback] = {}
+        self.counts: dict[str, float] = {}          # _count(): read by SipEndpoint.stats (any thread)
         self.deadlines: list[tuple[float, int, tuple[str, str]]] = []   # heap of playback ends
         self.on_audio = on_audio
         self.tapped: dict[str, _Call] = {}                  # legs with a FrameTap
@@ -308,9 +317,17 @@ class _Core:
             if time.monotonic() >= self._next_rtp_round:
                 self._next_rtp_round = time.monotonic() + _RTP_ROUND_S
                 self._sample_rtp()
+                self._count()
             if self.gate is not None:
                 self._report_gate()
             self.flush()
+
+    def _count(self) -> None:
+        """What the pjsua2 thread holds, for :meth:`SipEndpoint.stats` (a leak of calls,
+        players or taps, or of ports in pjmedia's conference bridge, shows here)."""
+        self.counts = {"sip_conference_ports": float(self.ep.mediaActivePorts()),
+                       "sip_legs": float(len(self.calls)), "sip_players": float(len(self.players)),
+                       "sip_tapped_legs": float(len(self.tapped))}
 
     def destroy(self) -> None:
         try:
