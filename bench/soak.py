@@ -116,12 +116,12 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while True:
-            workers = [p for p in proc_tree(self.pid) if p != self.pid]
+            workers = {p: (round(rss_mb(p), 1), round(age_s(p), 1)) for p in proc_tree(self.pid) if p != self.pid}
             g = gauges(self.url)
             self.rows.append({"t": round(time.monotonic() - self.t0), "rss_mb": round(rss_mb(self.pid), 1),
-                              "workers_rss_mb": round(sum(rss_mb(p) for p in workers), 1),
+                              "workers_rss_mb": round(sum(rss for rss, _ in workers.values()), 1),
                               "workers": len(workers),
-                              "worker_rss": {p: (round(rss_mb(p), 1), round(age_s(p), 1)) for p in workers},
+                              "worker_rss": workers,
                               "fds": count(f"/proc/{self.pid}/fd"), "threads": count(f"/proc/{self.pid}/task"),
                               "calls": int(g["calls_active"]) if "calls_active" in g else None,
                               "media_queue": int(g.get("media_queue_commands", -1)),

@@ -372,16 +372,13 @@ class Daemon:
         from .status import StatusService, add_routes
 
         async def metrics(_request):
-            if manager.media is not None:
-                for name, value in manager.media.stats().items():
-                    self.metrics.gauge(name, value)
-            # what the interpreter holds: a leak of Python objects or of tasks shows here first
-            self.metrics.gauge("python_allocated_blocks", sys.getallocatedblocks())
-            self.metrics.gauge("asyncio_tasks", len(asyncio.all_tasks()))
             sip_stats = getattr(manager.services.sip, "stats", None)
-            for name, value in (sip_stats() if callable(sip_stats) else {}).items():
-                self.metrics.gauge(name, value)
-            for name, value in malloc_usage().items():
+            gauges = {**(manager.media.stats() if manager.media is not None else {}),
+                      **(sip_stats() if callable(sip_stats) else {}), **malloc_usage(),
+                      # what the interpreter holds: a leak of Python objects or of tasks shows here
+                      "python_allocated_blocks": sys.getallocatedblocks(),
+                      "asyncio_tasks": len(asyncio.all_tasks())}
+            for name, value in gauges.items():
                 self.metrics.gauge(name, value)
             return web.Response(text=self.metrics.render(), content_type="text/plain")
 

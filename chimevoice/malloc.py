@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,13 +43,18 @@ class MallocTuning:
     """The mmap threshold set in bytes, or None where the environment or the platform decided."""
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once (``find_library`` runs ``ldconfig``: not on every scrape)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def tune_malloc(env: Mapping[str, str] | None = None) -> MallocTuning:
     """Apply :data:`ARENA_MAX` and :data:`MMAP_THRESHOLD` unless ``env`` (default: the process
     environment) sets glibc's own variables for them. Best effort: off glibc it does nothing."""
     env = os.environ if env is None else env
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):
         return MallocTuning(False, None, None)
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
@@ -76,7 +82,7 @@ def malloc_usage() -> dict[str, int]:
     blocks hold from the system). In use growing is a leak; held growing while in use stays is
     fragmentation. {} off glibc (or before 2.33)."""
     try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
+        fn = _libc().mallinfo2
     except (OSError, AttributeError):
         return {}
     fn.restype = _MallInfo2

@@ -341,11 +341,12 @@ class MediaWorker:
                 cmd = self._q.get_nowait()
             except queue.Empty:
                 break
-            if type(cmd) is not Audio or span + _span(cmd.batch) > _MERGE_MAX_BYTES:
+            more = _span(cmd.batch) if type(cmd) is Audio else 0
+            if type(cmd) is not Audio or span + more > _MERGE_MAX_BYTES:
                 nxt = cmd
                 break
             batches.append(cmd.batch)
-            span += _span(cmd.batch)
+            span += more
         if len(batches) == 1:
             return first, nxt
         parts: dict[tuple[str, str], list[bytes]] = {}
