@@ -132,7 +132,11 @@ class Sampler(threading.Thread):
                               "malloc_in_use_mb": round(g.get("malloc_in_use_bytes", 0) / 1e6, 1),
                               "malloc_held_mb": round(g.get("malloc_held_bytes", 0) / 1e6, 1),
                               "conf_ports": g.get("sip_conference_ports"), "sip_legs": g.get("sip_legs"),
-                              "players": g.get("sip_players")})
+                              "players": g.get("sip_players"),
+                              "full_gcs": g.get("python_gc_collections_gen2"),
+                              "gc_max_ms": round(g.get("python_gc_pause_max_seconds", 0) * 1000, 1),
+                              "tap_dropped_s": round(g.get("sip_tap_dropped_bytes", 0) / 16000, 2),
+                              "audio_batches": g.get("media_queue_audio_batches")})
             if self.stop.wait(self.every):
                 return
 
@@ -371,6 +375,12 @@ def steady(rows: list[dict], warmup: float, report: dict) -> list[str]:
     report.update(fds_per_call=round(k, 3), fds_base_first=round(first, 1), fds_base_last=round(last, 1))
     if last > first + 8:
         out.append(f"file descriptors beyond the calls' grew from {first:.0f} to {last:.0f}")
+    # audio the taps dropped because the media worker fell more than their 5 s behind
+    dropped = max((r.get("tap_dropped_s") or 0) for r in rows)
+    report.update(tap_dropped_s=dropped, gc_full_collections=rows[-1].get("full_gcs"),
+                  gc_pause_max_ms=rows[-1].get("gc_max_ms"))
+    if dropped:
+        out.append(f"the taps dropped {dropped} s of audio (the media worker fell behind)")
     return out
 
 
@@ -433,7 +443,8 @@ def soak(args, work: Path) -> int:
              for n, d in zip(shares, sipp_dirs)]
     print(f"{'t s':>6} {'calls':>6} {'RSS MB':>8} {'workers MB':>11} {'fds':>6} {'threads':>8} "
           f"{'media queue':>12} {'media busy':>11} {'rec open':>9} {'rec closing':>12} {'py blocks':>10} "
-          f"{'tasks':>6} {'malloc used':>12} {'malloc held':>12} {'ports':>6} {'legs':>5} {'players':>8}", flush=True)
+          f"{'tasks':>6} {'malloc used':>12} {'malloc held':>12} {'ports':>6} {'legs':>5} {'players':>8} "
+          f"{'full gcs':>9} {'gc max ms':>10} {'tap drop s':>11}", flush=True)
     shown = 0
     deadline = time.monotonic() + args.minutes * 60
     while time.monotonic() < deadline:
@@ -446,7 +457,8 @@ def soak(args, work: Path) -> int:
                   f"{r['threads']:>8} {r['media_queue']:>12} {busy:>10.0%} {_n(r['recordings_open']):>9} "
                   f"{_n(r['recordings_closing']):>12} {_n(r['py_blocks']):>10} {_n(r['tasks']):>6} "
                   f"{r['malloc_in_use_mb']:>12} {r['malloc_held_mb']:>12} {_n(r['conf_ports']):>6} "
-                  f"{_n(r['sip_legs']):>5} {_n(r['players']):>8}", flush=True)
+                  f"{_n(r['sip_legs']):>5} {_n(r['players']):>8} {_n(r['full_gcs']):>9} {r['gc_max_ms']:>10} "
+                  f"{r['tap_dropped_s']:>11}", flush=True)
         shown = len(sampler.rows)
         if daemon.poll() is not None or any(p.poll() is not None for p in sipps):
             break
@@ -516,7 +528,8 @@ def soak(args, work: Path) -> int:
             "recordings_missing", "cut_before_recording_started", "recordings_invalid", "recordings_short",
             "recordings_short_max_s", "recordings_part_left",
             "rss_after_warmup_mb", "rss_max_mb", "rss_end_mb", "rss_drift_pct", "workers_rss_drift_pct",
-            "fds_after_warmup", "fds_end", "fds_max", "fds_per_call", "fds_base_first", "fds_base_last")
+            "fds_after_warmup", "fds_end", "fds_max", "fds_per_call", "fds_base_first", "fds_base_last",
+            "tap_dropped_s", "gc_full_collections", "gc_pause_max_ms")
     print("  ".join(f"{k} {report.get(k)}" for k in keys), flush=True)
     report["failures"] = failures
     if args.json:

@@ -22,6 +22,7 @@ from .calls.journal import recover as recover_cdrs
 from .calls.probing import OptionsProber
 from .cdr import CdrWriter
 from .config import Config, ConfigError
+from .gcstats import GcStats
 from .handler_check import config_dir as config_dir_of
 from .handler_check import handler_config, load_checked_config, log_warnings
 from .media.audio import AudioCache
@@ -90,6 +91,7 @@ class Daemon:
         self.config_path = config_path
         self.notifier = notifier if notifier is not None else Notifier.from_env()
         self.metrics = Metrics()
+        self.gc_stats = GcStats()
         self.stopping = asyncio.Event()
         self.manager: CallManager | None = None
         self.handler_configs: dict[str, HandlerConfig] = {}
@@ -139,7 +141,8 @@ class Daemon:
 
         media = MediaWorker(post_media, set_taps, journal_dir=journal,
                             voice_focus_factory=voice_focus_factory())
-        endpoint = SipEndpoint(endpoint_settings(cfg), post_sip, on_audio=media.on_audio)
+        endpoint = SipEndpoint(endpoint_settings(cfg), post_sip, on_audio=media.on_audio,
+                               audio_ready=media.audio_ready)
         manager.sip = endpoint
         manager.media = media
         polly = lex = None
@@ -187,6 +190,7 @@ class Daemon:
         self._reloading = asyncio.Lock()
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload(prober)))
         frozen = freeze_startup_objects()
+        self.gc_stats.install()
         log.info("chimevoice_ready", applications=len(invokers), rules=len(cfg.sip_rules),
                  data_dir=str(data), gc_frozen_objects=frozen)
         self.notifier.ready(status_line(manager))
@@ -215,6 +219,7 @@ class Daemon:
             await polly.stop()
         if aws is not None:
             await aws.stop()                              # after the handlers that use it
+        self.gc_stats.uninstall()
         log.info("stopped", calls_total=self.metrics.counter("calls_total"))
         self.notifier.close()
         return 0
@@ -375,6 +380,7 @@ class Daemon:
             sip_stats = getattr(manager.services.sip, "stats", None)
             gauges = {**(manager.media.stats() if manager.media is not None else {}),
                       **(sip_stats() if callable(sip_stats) else {}), **malloc_usage(),
+                      **self.gc_stats.stats(),
                       # what the interpreter holds: a leak of Python objects or of tasks shows here
                       "python_allocated_blocks": sys.getallocatedblocks(),
                       "asyncio_tasks": len(asyncio.all_tasks())}

@@ -215,6 +215,12 @@ def test_metrics_show_what_the_process_holds(daemon):
     used, held = metric(text, "malloc_in_use_bytes"), metric(text, "malloc_held_bytes")
     assert 1e6 < used <= held, (used, held)
     assert "chimevoice_recordings_closing 0" in text.splitlines()
+    # the cyclic collector's counters (counted from start-up on: an idle daemon may show none)
+    names = {line.split(" ")[0] for line in text.splitlines() if line.startswith("chimevoice_python_gc_")}
+    assert {f"chimevoice_python_gc_{n}" for n in ("collections_gen2", "collected_objects_gen2",
+                                                  "pause_max_seconds")} <= names, names
+    assert "chimevoice_media_queue_audio_batches 0" in text.splitlines()
+    assert "chimevoice_sip_tap_dropped_bytes 0" in text.splitlines()      # no tap overflowed
     # the pjsua2 thread's own counts: the bridge has at least its master port, and once the
     # last test's calls are gone no leg or player is left (the counts are taken every 0.5 s)
     assert metric(text, "sip_conference_ports") >= 1

@@ -266,6 +266,10 @@ class MediaWorker:
         self._closing_lock = threading.Lock()
         self.frames_processed = 0
         self.busy_s = 0.0
+        # Audio batches handed over (written by the pjsua2 thread only) and taken off the
+        # queue (by the worker only): audio_ready() compares them, no lock needed.
+        self._audio_put = 0
+        self._audio_taken = 0
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -294,6 +298,7 @@ class MediaWorker:
         return {"media_worker_busy_seconds": round(self.busy_s, 3),
                 "media_frames_processed": self.frames_processed,
                 "media_queue_commands": self._q.qsize(),
+                "media_queue_audio_batches": self._audio_put - self._audio_taken,
                 "media_legs_tapped": len(self._taps),
                 "media_inband_detectors": sum(1 for leg in legs if leg.inband is not None),
                 "media_voice_focus_legs": sum(1 for leg in legs if leg.focus is not None and leg.focus.enabled),
@@ -307,7 +312,16 @@ class MediaWorker:
 
     def on_audio(self, batch: list[tuple[str, str, bytes]]) -> None:
         """The SIP endpoint's audio callback (on the pjsua2 thread)."""
+        self._audio_put += 1
         self._q.put(Audio(batch))
+
+    def audio_ready(self) -> bool:
+        """No audio batch is waiting in the queue: the SIP endpoint reads its taps only then
+        (any thread). Behind, the worker then gets one batch of all the audio the taps
+        gathered meanwhile, instead of a queue of 100 ms batches whose audio would pile up
+        in Python memory (the 1000-call soak held up to 200 MB that way); the taps hold up
+        to 5 s each (``droppedBytes`` counts beyond that)."""
+        return self._audio_taken >= self._audio_put
 
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -318,6 +332,7 @@ class MediaWorker:
             if cmd is None:
                 return
             if type(cmd) is Audio:
+                self._audio_taken += 1
                 cmd, held = self._merge(cmd)
             t0 = time.perf_counter()
             try:
@@ -345,6 +360,7 @@ class MediaWorker:
             if type(cmd) is not Audio or span + more > _MERGE_MAX_BYTES:
                 nxt = cmd
                 break
+            self._audio_taken += 1
             batches.append(cmd.batch)
             span += more
         if len(batches) == 1:
@@ -615,7 +631,9 @@ def _mix_in(x: np.ndarray, tone: np.ndarray) -> np.ndarray:
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w") as fh:
-        json.dump(data, fh)
+        # json.dumps, not json.dump: dump streams through the pure-Python encoder, whose
+        # nested closures are a reference cycle per call (left to the cyclic collector)
+        fh.write(json.dumps(data))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -96,15 +96,20 @@ class SipEndpoint:
     and returns at once; results arrive later as events."""
 
     def __init__(self, settings: EndpointSettings, post: Callable[[list[ev.SipEvent]], None],
-                 on_audio: Callable[[list[tuple[str, str, bytes]]], None] | None = None) -> None:
+                 on_audio: Callable[[list[tuple[str, str, bytes]]], None] | None = None,
+                 audio_ready: Callable[[], bool] | None = None) -> None:
         """*post* receives the events of one poll iteration as a list, on the pjsua2 thread;
         it must only hand them over (e.g. ``loop.call_soon_threadsafe``). *on_audio*
         receives ``[(leg_id, track, pcm), ...]`` for tapped legs, also on the pjsua2
         thread; *track* is ``"in"`` (from the caller) or ``"out"`` (sent to the caller);
-        *pcm* is 16-bit little-endian mono at the bridge clock rate."""
+        *pcm* is 16-bit little-endian mono at the bridge clock rate. *audio_ready* (any
+        thread, cheap) says whether the consumer has taken the last batch: while it says no,
+        the taps are not read and the audio waits in them (up to their 5 s), so a consumer
+        that falls behind gets one larger batch later instead of a queue of small ones."""
         self._settings = settings
         self._post = post
         self._on_audio = on_audio
+        self._audio_ready = audio_ready
         self._commands: queue.SimpleQueue[sc.SipCommand] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -150,7 +155,7 @@ class SipEndpoint:
     def _run(self) -> None:
         set_os_thread_name("cv-pjsua2")
         try:
-            core = _Core(self._settings, self._post, self._commands, self._on_audio)
+            core = _Core(self._settings, self._post, self._commands, self._on_audio, self._audio_ready)
             core.create()
             self.bound = core.bound
             self._core = core
@@ -170,7 +175,8 @@ class _Core:
 
     def __init__(self, settings: EndpointSettings, post_batch: Callable[[list[ev.SipEvent]], None],
                  commands: queue.SimpleQueue,
-                 on_audio: Callable[[list[tuple[str, str, bytes]]], None] | None = None) -> None:
+                 on_audio: Callable[[list[tuple[str, str, bytes]]], None] | None = None,
+                 audio_ready: Callable[[], bool] | None = None) -> None:
         self.pj = pj
         self.settings = settings
         self.post_batch = post_batch
@@ -181,7 +187,9 @@ class _Core:
         self.counts: dict[str, float] = {}          # _count(): read by SipEndpoint.stats (any thread)
         self.deadlines: list[tuple[float, int, tuple[str, str]]] = []   # heap of playback ends
         self.on_audio = on_audio
+        self.audio_ready = audio_ready
         self.tapped: dict[str, _Call] = {}                  # legs with a FrameTap
+        self.tap_dropped_bytes = 0                  # audio the released taps had to drop (overflow)
         # Leg-to-leg audio (source, sink) -> applied (both legs had media); see LinkAudio.
         self.links: dict[tuple[str, str], bool] = {}
         self.links_of: dict[str, set[tuple[str, str]]] = {}
@@ -311,7 +319,8 @@ class _Core:
             self._expire_playbacks()
             if self.send_heap:
                 self._run_senders()
-            if self.tapped and time.monotonic() >= self._next_tap_read:
+            if (self.tapped and time.monotonic() >= self._next_tap_read
+                    and (self.audio_ready is None or self.audio_ready())):
                 self._next_tap_read = time.monotonic() + _TAP_READ_S
                 self._read_taps()
             if time.monotonic() >= self._next_rtp_round:
@@ -327,7 +336,8 @@ class _Core:
         players or taps, or of ports in pjmedia's conference bridge, shows here)."""
         self.counts = {"sip_conference_ports": float(self.ep.mediaActivePorts()),
                        "sip_legs": float(len(self.calls)), "sip_players": float(len(self.players)),
-                       "sip_tapped_legs": float(len(self.tapped))}
+                       "sip_tapped_legs": float(len(self.tapped)),
+                       "sip_tap_dropped_bytes": float(self.tap_dropped_bytes)}
 
     def destroy(self) -> None:
         try:
@@ -571,9 +581,15 @@ class _Core:
             self.tapped.pop(call.leg_id, None)
 
     def _flush_tap(self, call: _Call, track: str, tap) -> None:
+        """The tap goes: deliver what it still holds, and account for what it had to drop."""
         data = tap.read()
         if data and self.on_audio is not None:
             self.on_audio([(call.leg_id, track, data)])
+        dropped = tap.droppedBytes()
+        if dropped:
+            self.tap_dropped_bytes += dropped
+            log.warning("tap_audio_dropped", leg_id=call.leg_id, track=track,
+                        dropped_s=round(dropped / (2 * self.settings.clock_rate), 2))
 
     def _drop_taps(self, call: _Call) -> None:
         """The leg ended: deliver what the taps still hold, then release them."""

@@ -64,3 +64,32 @@ def test_a_backlog_merged_records_the_same_audio(tmp_path):
     assert len(x) == 16000                          # 20 x 0.1 s, merged 4 at a time (0.4 s)
     assert np.array_equal(x[:, 0], np.arange(0, 16000) % 30000)
     assert np.array_equal(x[:, 1], np.arange(10000, 26000) % 30000)
+
+
+def test_the_endpoint_reads_its_taps_again_only_once_the_worker_took_the_last_batch(tmp_path):
+    """audio_ready() is the SIP endpoint's flow control: a worker that has not taken the last
+    batch gets no new one (the audio waits in the taps and comes as one larger batch)."""
+    taken = threading.Event()
+    w = MediaWorker(post=lambda e: None, set_taps=lambda *a: None)
+    assert w.audio_ready()
+    w.on_audio([("L", "in", _pcm(0))])
+    assert not w.audio_ready() and w.stats()["media_queue_audio_batches"] == 1
+    w.on_audio([("L", "in", _pcm(800))])                 # a tap flush may still come behind it
+    assert w.stats()["media_queue_audio_batches"] == 2
+    w.send(StopRecording("L", "nothing"))                # a command queued behind the audio
+    w.start()
+    try:
+        for _ in range(200):
+            if w.audio_ready():
+                taken.set()
+                break
+            threading.Event().wait(0.01)
+        assert taken.is_set() and w.stats()["media_queue_audio_batches"] == 0
+        w.on_audio([("L", "in", _pcm(1600))])
+        for _ in range(200):
+            if w.audio_ready():
+                break
+            threading.Event().wait(0.01)
+        assert w.audio_ready()
+    finally:
+        w.stop()
