@@ -124,6 +124,7 @@ class RtpConfig:
     port_count: int = 10000
     stats_interval_s: float = 10.0      # how often a live call's RTP totals reach /metrics
     timeout_s: float = 60.0             # an answered leg that receives no RTP this long is hung up (0: never)
+    realtime_priority: int = 10         # SCHED_RR priority of pjmedia's conference clock thread (0: off)
 
     @property
     def port_end(self) -> int:
@@ -738,7 +739,7 @@ _SIP_KEYS = ("default_country_code", "unanswered_timeout_s", "no_route_response"
 _LISTENER_KEYS = ("transport", "address", "port", "certificate", "private_key", "ca_list", "verify_client",
                   "verify_server")
 _SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")   # Debian's ca-certificates
-_RTP_KEYS = ("port_start", "port_count", "stats_interval_s", "timeout_s")
+_RTP_KEYS = ("port_start", "port_count", "stats_interval_s", "timeout_s", "realtime_priority")
 _VC_KEYS = ("id", "name", "host_name", "allow_list", "credentials", "phone_numbers", "encryption", "origination")
 _ORIGINATION_KEYS = ("disabled", "routes", "credentials", "options_interval_s")
 _ROUTE_KEYS = ("host", "port", "protocol", "priority", "weight")
@@ -999,6 +1000,7 @@ class _Checker:
         count = fields.get("port_count", _int(2, 64512), 10000)
         interval = fields.get("stats_interval_s", _float(0.5), 10.0)
         timeout = fields.get("timeout_s", _float(0), 60.0)
+        priority = fields.get("realtime_priority", _int(0, 99), 10)
         if _ok(interval, timeout) and 0 < timeout < interval:
             self.error(_join(path, "timeout_s"), fields.node_or_parent("timeout_s"),
                        f"must be 0 (off) or at least stats_interval_s ({interval:g}): "
@@ -1011,7 +1013,8 @@ class _Checker:
                 f"range {start}-{start + count - 1} goes past port 65535",
             )
             return INVALID
-        return RtpConfig(start, count, interval, timeout) if _ok(start, count, interval, timeout) else INVALID
+        return (RtpConfig(start, count, interval, timeout, priority)
+                if _ok(start, count, interval, timeout, priority) else INVALID)
 
     def check_listeners(self, node: Node | None, listeners: tuple[Listener, ...], rtp: Any) -> None:
         if not isinstance(node, SequenceNode):

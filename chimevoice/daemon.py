@@ -48,6 +48,7 @@ def endpoint_settings(cfg: Config):
         listeners=cfg.sip.listeners,
         rtp_port_start=cfg.sip.rtp.port_start, rtp_port_count=cfg.sip.rtp.port_count,
         rtp_stats_interval_s=cfg.sip.rtp.stats_interval_s,
+        clock_realtime_priority=cfg.sip.rtp.realtime_priority,
         user_agent=cfg.sip.user_agent,
         pj_log_level=4 if cfg.logging.level == "debug" else 1)
 

@@ -146,6 +146,13 @@ def test_rtp_timeout_default_and_bounds() -> None:
     assert_error(errors("sip: {rtp: {timeout_s: -1}}"), "test.yaml:1: sip.rtp.timeout_s: ")
 
 
+def test_rtp_realtime_priority_default_off_and_bounds() -> None:
+    assert parse_config("{}", base_dir=Path("/srv")).sip.rtp.realtime_priority == 10
+    assert parse_config("sip: {rtp: {realtime_priority: 0}}", base_dir=Path("/srv")).sip.rtp.realtime_priority == 0
+    assert_error(errors("sip: {rtp: {realtime_priority: 100}}"), "test.yaml:1: sip.rtp.realtime_priority: ")
+    assert_error(errors("sip: {rtp: {realtime_priority: high}}"), "test.yaml:1: sip.rtp.realtime_priority: ")
+
+
 def test_dataclasses_are_frozen_with_slots() -> None:
     config = parse_config(VALID, base_dir=Path("/srv"))
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -231,6 +231,24 @@ def test_metrics_show_what_the_process_holds(daemon):
         text = metrics(daemon)
 
 
+def test_the_conference_clock_thread_is_real_time_where_the_daemon_may_make_it(daemon):
+    """pjmedia's clock thread (named cv-clock) runs SCHED_RR at sip.rtp.realtime_priority
+    (10) when the daemon has CAP_SYS_NICE or RLIMIT_RTPRIO; otherwise it says why and runs on."""
+    import os
+    tids = [int(t) for t in os.listdir(f"/proc/{daemon.proc.pid}/task")
+            if Path(f"/proc/{daemon.proc.pid}/task/{t}/comm").read_text().strip() == "cv-clock"]
+    assert len(tids) == 1, tids
+    allowed = os.geteuid() == 0 or os.getrlimit(os.RLIMIT_RTPRIO)[0] >= 10
+    if not allowed:
+        assert daemon.wait_log("media_clock_not_realtime")["hint"].startswith("allow SCHED_RR")
+        assert os.sched_getscheduler(tids[0]) == os.SCHED_OTHER
+        return
+    assert os.sched_getscheduler(tids[0]) == os.SCHED_RR
+    assert os.sched_getparam(tids[0]).sched_priority == 10
+    assert daemon.wait_log("media_clock_realtime")["priority"] == 10
+    assert metric(metrics(daemon), "sip_clock_realtime_priority") == 10
+
+
 def test_rtp_statistics_per_direction_are_on_metrics(daemon):
     time.sleep(1.2)
     before = metrics(daemon)

@@ -99,6 +99,8 @@ def test_the_unit_is_type_notify_hardened_and_reloads_with_sighup():
     assert settings["ReadWritePaths"] == "/var/lib/chimevoice" and settings["User"] == "chimevoice"
     assert "CAP_NET_BIND_SERVICE" not in settings.get("AmbientCapabilities", "")   # only for ports < 1024
     assert settings["CapabilityBoundingSet"] == ""
+    # the conference clock's SCHED_RR, allowed by the limit up to the default priority only
+    assert int(settings["LimitRTPRIO"]) >= 10 and "RestrictRealtime" not in settings
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
