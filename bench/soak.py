@@ -514,11 +514,16 @@ def soak(args, work: Path) -> int:
     rec = wait_log(work / "daemon.log", "cdrs_recovered", 1) or {}
     done = wait_log(work / "daemon.log", "recordings_recovered", 300) or {}
     stop_daemon(daemon)
+    # a recovered CDR is of a call cut by the kill, or of one that had ended (its end journaled)
+    # with its CDR not yet written: the second kind counts as ended normally below
+    ended_before = sum(1 for line in (work / "daemon.log").read_text(errors="replace").splitlines()
+                       if '"cdr_recovered"' in line and '"ended_by_crash": false' in line)
     report.update(restart_metrics_s=round(ready_s, 2), restart_first_call_s=round(first_call_s, 2),
                   restart_cdrs_recovered=rec.get("count", 0), restart_recordings_repaired=done.get("count", 0),
                   calls_after_restart_ok=ok, calls_after_restart_failed=bad)
     print(f"restart: /metrics after {ready_s:.2f} s, first new call answered after {first_call_s:.2f} s; "
-          f"{rec.get('count', 0)} CDRs recovered, {done.get('count', 0)} recordings repaired; "
+          f"{rec.get('count', 0)} CDRs recovered ({ended_before} of calls that had ended), "
+          f"{done.get('count', 0)} recordings repaired; "
           f"then {ok}/20 calls ok", flush=True)
     if ok != 20:
         failures.append(f"{bad} of 20 calls after the restart failed")
