@@ -135,8 +135,7 @@ class Sampler(threading.Thread):
                               "players": g.get("sip_players"),
                               "full_gcs": g.get("python_gc_collections_gen2"),
                               "gc_max_ms": round(g.get("python_gc_pause_max_seconds", 0) * 1000, 1),
-                              "tap_dropped_s": round(g.get("sip_tap_dropped_bytes", 0) / 16000, 2),
-                              "audio_batches": g.get("media_queue_audio_batches")})
+                              "tap_dropped_s": round(g.get("sip_tap_dropped_bytes", 0) / 16000, 2)})
             if self.stop.wait(self.every):
                 return
 

@@ -5,6 +5,7 @@ reloading the configuration while a call is in progress. One real daemon, real S
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import signal
 import socket
@@ -234,7 +235,6 @@ def test_metrics_show_what_the_process_holds(daemon):
 def test_the_conference_clock_thread_is_real_time_where_the_daemon_may_make_it(daemon):
     """pjmedia's clock thread (named cv-clock) runs SCHED_RR at sip.rtp.realtime_priority
     (10) when the daemon has CAP_SYS_NICE or RLIMIT_RTPRIO; otherwise it says why and runs on."""
-    import os
     tids = [int(t) for t in os.listdir(f"/proc/{daemon.proc.pid}/task")
             if Path(f"/proc/{daemon.proc.pid}/task/{t}/comm").read_text().strip() == "cv-clock"]
     assert len(tids) == 1, tids

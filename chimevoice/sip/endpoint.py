@@ -350,7 +350,6 @@ class _Core:
         for tid in clock:
             name_thread(tid, "cv-clock")
         priority = self.settings.clock_realtime_priority
-        self.clock_realtime = 0
         if not priority:
             return
         errors = [err for err in (set_realtime(tid, priority) for tid in clock) if err]
